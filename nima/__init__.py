@@ -1,0 +1,16 @@
+"""NIMA: a neural image assessment model that predicts the distribution of human opinion
+scores (1..10), its loss, dataset readers, training and evaluation.
+
+The enhancement side uses only :func:`load_scorer` and :class:`Scorer`.
+"""
+
+from nima.backbones import BACKBONES, get_backbone
+from nima.checkpoint import load_checkpoint, save_checkpoint
+from nima.loss import emd
+from nima.model import NIMA, mean_score, std_score
+from nima.scorer import DEFAULT_WEIGHTS, Scorer, load_scorer
+
+__all__ = [
+    "BACKBONES", "DEFAULT_WEIGHTS", "NIMA", "Scorer", "emd", "get_backbone", "load_checkpoint",
+    "load_scorer", "mean_score", "save_checkpoint", "std_score",
+]

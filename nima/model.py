@@ -1,0 +1,63 @@
+"""The NIMA model: a backbone, global average pooling, dropout and a linear layer to a
+softmax over the score buckets 1..N (Talebi & Milanfar, IEEE TIP 2018)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nima.backbones import get_backbone
+
+
+class NIMA(nn.Module):
+    """Predicts the distribution of human opinion scores.
+
+    Input: (B,3,S,S) sRGB in [0,1] at the backbone's input size S (the model normalises).
+    Output: (B,N) probabilities over the scores 1..N.
+
+    >>> model = NIMA("efficientnet_lite0").eval()
+    >>> dist = model(torch.rand(2, 3, 224, 224))
+    >>> dist.shape, bool(torch.allclose(dist.sum(1), torch.ones(2)))
+    (torch.Size([2, 10]), True)
+    """
+
+    def __init__(
+        self, backbone: str = "efficientnet_lite0", pretrained: bool | str = False,
+        buckets: int = 10, dropout: float = 0.75,
+    ) -> None:
+        super().__init__()
+        self.spec = get_backbone(backbone)
+        self.features, _ = self.spec.build(pretrained)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.spec.feature_size, buckets)
+        self.register_buffer("norm_mean", torch.tensor(self.spec.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("norm_std", torch.tensor(self.spec.std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.norm_mean) / self.norm_std
+        pooled = self.features(x).mean(dim=(2, 3))
+        return self.head(self.dropout(pooled)).softmax(dim=1)
+
+
+def buckets_like(dist: torch.Tensor) -> torch.Tensor:
+    """The score of each bucket, 1..N, on dist's device and dtype: (N,)."""
+    return torch.arange(1, dist.shape[-1] + 1, device=dist.device, dtype=dist.dtype)
+
+
+def mean_score(dist: torch.Tensor) -> torch.Tensor:
+    """Mean score of (B,N) distributions over 1..N: (B,).
+
+    >>> mean_score(torch.tensor([[0.0, 0.5, 0.5, 0, 0, 0, 0, 0, 0, 0]]))
+    tensor([2.5000])
+    """
+    return (dist * buckets_like(dist)).sum(-1)
+
+
+def std_score(dist: torch.Tensor) -> torch.Tensor:
+    """Standard deviation of (B,N) distributions over 1..N: (B,).
+
+    >>> std_score(torch.tensor([[0.0, 0.5, 0.5, 0, 0, 0, 0, 0, 0, 0]]))
+    tensor([0.5000])
+    """
+    mu = mean_score(dist).unsqueeze(-1)
+    return ((dist * (buckets_like(dist) - mu) ** 2).sum(-1)).clamp_min(0).sqrt()

@@ -1,0 +1,68 @@
+"""The frozen, differentiable scorer the enhancement side climbs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nima.checkpoint import file_sha256, load_checkpoint
+from nima.model import NIMA, mean_score, std_score
+
+DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "nima_default.pt"
+
+
+class Scorer(nn.Module):
+    """A frozen NIMA model in eval mode that takes images of any size.
+
+    ``scorer(x)`` maps a (B,3,H,W) sRGB batch in [0,1] on any device to (B,N) score
+    distributions over 1..N; the image is resized to the model's input (bilinear, antialiased,
+    differentiable), so gradients flow back to ``x``. ``mean(x)`` and ``std(x)`` give (B,) scores.
+
+    >>> scorer = Scorer(NIMA("efficientnet_lite0"))
+    >>> x = torch.rand(1, 3, 300, 400, requires_grad=True)
+    >>> scorer.mean(x).sum().backward()
+    >>> x.grad.shape
+    torch.Size([1, 3, 300, 400])
+    """
+
+    def __init__(self, model: NIMA, meta: dict[str, Any] | None = None, weights: str | None = None) -> None:
+        super().__init__()
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.meta = meta or {}
+        self.weights = weights
+        self.weights_sha256 = file_sha256(weights) if weights else None
+        self.input_size = model.spec.input_size
+
+    def train(self, mode: bool = True) -> "Scorer":
+        """Always stays in eval mode: the scorer is frozen."""
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.input_size
+        if x.shape[-2:] != (s, s):
+            x = nn.functional.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+        return self.model(x)
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted mean opinion score on 1..10: (B,)."""
+        return mean_score(self(x))
+
+    def std(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted spread of opinion: (B,)."""
+        return std_score(self(x))
+
+
+def load_scorer(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Scorer:
+    """Load a frozen scorer from a weights file (the package's shipped weights by default).
+
+    ValueError names the file when it is missing, corrupt or not a NIMA checkpoint.
+    """
+    path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+    model, meta = load_checkpoint(path)
+    return Scorer(model, meta, str(path)).to(device)

@@ -1,0 +1,27 @@
+"""Shared test fixtures: paths to the read-only data beside the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+KODAK = SHARED / "kodak"
+CLIVE = SHARED / "clive"
+
+needs_kodak = pytest.mark.skipif(not KODAK.is_dir(), reason="../shared/data/kodak not present (a fresh clone)")
+needs_clive = pytest.mark.skipif(not CLIVE.is_dir(), reason="../shared/data/clive not present (a fresh clone)")
+
+torch.set_num_threads(min(torch.get_num_threads(), 2))
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer():
+    """A scorer with random (seeded) weights: fast, differentiable, no file needed."""
+    from nima import NIMA, Scorer
+
+    torch.manual_seed(0)
+    return Scorer(NIMA("efficientnet_lite0", pretrained=False))

@@ -1,0 +1,126 @@
+"""The NIMA model, backbones, loss, metrics, checkpoints and the frozen scorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nima import NIMA, Scorer, emd, load_checkpoint, load_scorer, mean_score, save_checkpoint, std_score
+from nima.backbones import BACKBONES, get_backbone
+from nima.metrics import accuracy, plcc, srcc, summarise
+
+
+def test_emd_hand_computed():
+    p = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+    q = torch.tensor([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]])
+    # CDFs: p = (.5, 1, 1), q = (0, .5, 1); |diff| = (.5, .5, 0)
+    assert torch.allclose(emd(p, q, r=1), torch.tensor([1 / 3, 0.0]))
+    assert torch.allclose(emd(p, q, r=2), torch.tensor([np.sqrt(0.5 / 3), 0.0], dtype=torch.float32), atol=1e-5)
+
+
+def test_emd_is_per_sample_not_one_root_over_the_batch():
+    p = torch.tensor([[1.0, 0, 0], [1.0, 0, 0]])
+    q = torch.tensor([[0, 0, 1.0], [1.0, 0, 0]])
+    # per sample: sqrt(2/3) and 0, averaged: sqrt(2/3)/2; one root over the batch would give sqrt(1/3)
+    assert float(emd(p, q).mean()) == pytest.approx(np.sqrt(2 / 3) / 2, abs=1e-5)
+
+
+def test_emd_gradient_finite_when_equal():
+    p = torch.tensor([[0.2, 0.3, 0.5]], requires_grad=True)
+    emd(p, p.detach()).sum().backward()
+    assert torch.isfinite(p.grad).all()
+
+
+def test_mean_and_std_of_distributions():
+    d = torch.zeros(1, 10)
+    d[0, 2], d[0, 6] = 0.5, 0.5  # scores 3 and 7
+    assert float(mean_score(d)) == pytest.approx(5.0)
+    assert float(std_score(d)) == pytest.approx(2.0)
+
+
+def test_metrics_hand_computed():
+    pred, human = np.array([1.0, 2, 3, 4]), np.array([2.0, 1, 4, 3])
+    assert srcc(pred, human) == pytest.approx(0.6)
+    assert plcc(pred, pred * 3 + 1) == pytest.approx(1.0)
+    assert accuracy(np.array([4.9, 5.0, 7]), np.array([4.0, 6.0, 4.0])) == pytest.approx(2 / 3)
+    dist = np.eye(10, dtype=np.float32)[[2, 4, 6]]
+    out = summarise(dist, dist, np.array([10.0, 50, 90]))
+    assert out["n"] == 3 and out["srcc"] == pytest.approx(1.0) and out["emd1"] == 0 and out["emd2"] < 1e-5
+
+
+def test_registry_names_and_unknown():
+    assert set(BACKBONES) == {"efficientnet_lite0", "mobilenet_v2", "vgg16", "inception_v3"}
+    with pytest.raises(ValueError, match="known: efficientnet_lite0"):
+        get_backbone("resnet9000")
+
+
+def _classify(name: str) -> int:
+    skdata = pytest.importorskip("skimage.data")
+    spec = get_backbone("efficientnet_lite0")
+    features, classifier = spec.build(True)
+    features.eval()
+    img = torch.from_numpy(getattr(skdata, name)()).permute(2, 0, 1)[None].float() / 255
+    x = torch.nn.functional.interpolate(img, size=(224, 224), mode="bilinear", antialias=True)
+    x = (x - torch.tensor(spec.mean).view(1, 3, 1, 1)) / torch.tensor(spec.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return int(classifier(features(x).mean((2, 3))).argmax())
+
+
+def test_imagenet_weights_classify_chelsea_as_a_cat():
+    assert _classify("chelsea") in (281, 282, 285)
+
+
+def test_imagenet_weights_classify_coffee_as_espresso():
+    assert _classify("coffee") == 967
+
+
+def test_torchvision_backbones_build_without_download(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    for name in ("mobilenet_v2",):
+        model = NIMA(name, pretrained=False).eval()
+        assert model(torch.rand(1, 3, 224, 224)).shape == (1, 10)
+        with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+            get_backbone(name).build(True)
+
+
+def test_checkpoint_round_trip_and_bad_files(tmp_path):
+    torch.manual_seed(0)
+    model = NIMA(pretrained=False).eval()
+    path = tmp_path / "w.pt"
+    save_checkpoint(path, model, {"metrics": {"srcc": 0.5}})
+    loaded, meta = load_checkpoint(path)
+    assert meta == {"metrics": {"srcc": 0.5}}
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():  # fp16 storage: close, not equal
+        assert torch.allclose(loaded.eval()(x), model(x), atol=2e-3)
+    assert path.stat().st_size < 10 * 2**20
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt: not a readable weights file"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"hello": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt: not a NIMA weights file"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="missing.pt: weights file not found"):
+        load_scorer(tmp_path / "missing.pt")
+
+
+def test_scorer_is_frozen_differentiable_and_takes_any_size(tiny_scorer: Scorer):
+    assert not any(p.requires_grad for p in tiny_scorer.parameters())
+    tiny_scorer.train()
+    assert not tiny_scorer.model.training
+    x = torch.rand(2, 3, 123, 301, requires_grad=True)
+    m = tiny_scorer.mean(x)
+    assert m.shape == (2,) and ((m >= 1) & (m <= 10)).all()
+    m.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    # deterministic in eval mode (dropout off)
+    assert torch.equal(tiny_scorer(x.detach()), tiny_scorer(x.detach()))
+
+
+def test_scorer_gradient_finite_at_black_and_white(tiny_scorer: Scorer):
+    x = torch.zeros(1, 3, 64, 64)
+    x[..., 32:] = 1.0
+    x.requires_grad_(True)
+    tiny_scorer.mean(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
