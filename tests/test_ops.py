@@ -15,7 +15,7 @@ from enhance import ops
 from enhance.ops import Operator, ParamSpec
 from enhance.ops.color import linear_to_srgb, srgb_to_linear
 
-NAMES = ["contrast", "denoise", "exposure", "sharpen", "tonemap", "tonemap_local", "white_balance"]
+NAMES = ["contrast", "denoise", "exposure", "levels", "sharpen", "tonemap", "tonemap_local", "white_balance"]
 
 
 def _image(seed: int = 0, shape: tuple[int, ...] = (2, 3, 48, 64)) -> Tensor:
@@ -316,3 +316,14 @@ def test_every_identity_lies_strictly_inside_its_bounds(name: str) -> None:
     # The tuner starts at the identity through a sigmoid: at a bound its slope would vanish.
     for spec in ops.get(name).params:
         assert spec.lo < spec.identity < spec.hi, spec
+
+
+def test_levels_undoes_a_known_haze_and_gamma() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 16, 16)
+    hazy = 0.6 * x + 0.4
+    p = {"black": torch.tensor([0.4]), "white": torch.tensor([1.0]), "gamma": torch.tensor([1.0])}
+    assert torch.allclose(ops.levels(hazy, p), x, atol=1e-6)
+    dark = x**2
+    p = {"black": torch.tensor([0.0]), "white": torch.tensor([1.0]), "gamma": torch.tensor([2.0])}
+    assert torch.allclose(ops.levels(dark, p), x, atol=1e-3)

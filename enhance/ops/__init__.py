@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .color import white_balance
-from .contrast import contrast
+from .contrast import contrast, levels
 from .denoise import denoise
 from .detail import sharpen
 from .registry import REGISTRY, Operator, ParamSpec, get, names, register
@@ -17,6 +17,7 @@ __all__ = [
     "denoise",
     "exposure",
     "get",
+    "levels",
     "names",
     "register",
     "sharpen",

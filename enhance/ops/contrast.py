@@ -43,3 +43,38 @@ register(
         doc="Contrast: S-curve with black and white fixed, plus saturation.",
     )
 )
+
+
+_GAMMA_FLOOR = 1e-6  # pow's gradient at 0 is infinite: the gamma term sees at least this
+
+
+def levels(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = None) -> Tensor:
+    """Black point, white point and midtone gamma on sRGB values, the same for every channel.
+
+    t = (x - ``black``) / (``white`` - ``black``), then t ** (1 / ``gamma``): ``black`` (B,) in
+    [-0.2, 0.5] (> 0 clips and deepens the shadows, removing haze or a lifted floor; < 0 lifts
+    them), ``white`` (B,) in [0.5, 1.3] (< 1 stretches the highlights; > 1 dims them), ``gamma``
+    (B,) in [0.4, 2.5] (> 1 brightens the midtones). 0, 1, 1 is the identity.
+    image (B,3,H,W) sRGB in [0,1] -> (B,3,H,W) in [0,1].
+    """
+    black = params["black"].reshape(-1, 1, 1, 1)
+    white = params["white"].reshape(-1, 1, 1, 1)
+    gamma = params["gamma"].reshape(-1, 1, 1, 1)
+    t = ((image - black) / (white - black)).clamp(0, 1)
+    safe = t.clamp_min(_GAMMA_FLOOR)
+    # Written as t + (curve - t) so that gamma = 1 returns t exactly, black pixels included.
+    return (t + (safe ** (1 / gamma) - safe)).clamp(0, 1)
+
+
+register(
+    Operator(
+        name="levels",
+        fn=levels,
+        params=(
+            ParamSpec("black", -0.2, 0.5, 0.0, "sRGB", "input value mapped to black; > 0 removes haze"),
+            ParamSpec("white", 0.5, 1.3, 1.0, "sRGB", "input value mapped to white"),
+            ParamSpec("gamma", 0.4, 2.5, 1.0, "", "midtone gamma; > 1 brightens"),
+        ),
+        doc="Levels: black point, white point and midtone gamma (haze, flat or dull photos).",
+    )
+)
