@@ -1,0 +1,288 @@
+"""Training: EMD on human-rated images plus a ranking term on synthetic distortions.
+
+One step sees a batch of rated images (EMD, r = 2, against their vote histograms) and a few
+synthetic groups: a pristine photo and several graded distortions of it under one shared view.
+The ranking term is a hinge on mean scores: the pristine above each distortion, and a milder
+level above a stronger one of the same family, by a margin that grows with the level gap.
+
+Runs on one process or under ``torchrun`` (DDP: gloo on CPU, nccl on CUDA). State is saved
+every epoch into the run folder; ``resume=True`` continues from the last saved epoch exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from nima.checkpoint import save_checkpoint
+from nima.data import ImageRatings, Sample, open_dataset, split_groups
+from nima.data.synthetic import SyntheticRanking
+from nima.evaluate import evaluate_samples, pristine_first
+from nima.loss import emd
+from nima.model import NIMA, mean_score
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved beside the weights so a run can be repeated.
+
+    ``datasets`` are ``"KIND:PATH"`` specs (ava, tid2013, clive, koniq, csv). ``pristine`` lists
+    pristine photos (files or folders) for the ranking term; the last ``holdout_sources`` of them
+    (sorted by name) are kept out of training and used for validation.
+    """
+
+    datasets: list[str]
+    out: str = "nima.pt"
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool | str = True
+    epochs: int = 10
+    batch_size: int = 16
+    lr_backbone: float = 1e-4
+    lr_head: float = 1e-3
+    val_fraction: float = 0.2
+    seed: int = 0
+    pristine: list[str] = field(default_factory=list)
+    holdout_sources: int = 6
+    rank_weight: float = 1.0
+    rank_margin: float = 0.2
+    groups_per_step: int = 2
+    per_group: int = 6
+    frozen_blocks: int = 0
+    limit: int | None = None
+    workers: int = 0
+    device: str = "auto"
+    resume: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out).with_suffix(".run")
+
+
+# --- pieces -------------------------------------------------------------------------------
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' is CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def pristine_paths(entries: list[str]) -> list[str]:
+    """Image files named directly or found in the given folders, sorted."""
+    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+    out: list[str] = []
+    for entry in entries:
+        p = Path(entry)
+        if p.is_dir():
+            out += [str(f) for f in sorted(p.rglob("*")) if f.suffix.lower() in exts]
+        elif p.is_file():
+            out.append(str(p))
+        else:
+            raise ValueError(f"{entry}: no such file or folder of pristine photos")
+    return sorted(out)
+
+
+def rank_loss(scores: torch.Tensor, level: torch.Tensor, family: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinge ranking loss within one synthetic group.
+
+    scores, level, family: (K,). Level 0 is the pristine image. Pairs: pristine above every
+    distortion, and within a family a lower level above a higher one; the required gap is
+    ``margin`` per level of difference. Returns the mean hinge over pairs (a scalar).
+    """
+    better = (level[:, None] == 0) & (level[None, :] > 0)
+    better |= (family[:, None] == family[None, :]) & (level[:, None] > 0) & (level[:, None] < level[None, :])
+    gap = margin * (level[None, :] - level[:, None]).to(scores.dtype)
+    hinge = torch.relu(gap - (scores[:, None] - scores[None, :]))
+    return hinge[better].mean() if better.any() else scores.sum() * 0
+
+
+def freeze(model: NIMA, frozen_blocks: int) -> None:
+    """Freeze the stem and the first ``frozen_blocks`` blocks (EfficientNet-Lite0 layout), and
+    keep every BatchNorm layer on its ImageNet statistics (small mixed batches would corrupt them)."""
+    if frozen_blocks > 0:
+        if model.spec.name != "efficientnet_lite0":
+            raise ValueError("frozen_blocks is only defined for efficientnet_lite0")
+        feats: Any = model.features
+        for module in [feats._conv_stem, feats._bn0, *list(feats._blocks)[:frozen_blocks]]:
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+
+def set_bn_eval(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
+def _cycle(loader: DataLoader, start_epoch: int) -> Iterator[Any]:
+    epoch = start_epoch
+    while True:
+        loader.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
+        yield from loader
+        epoch += 1
+
+
+def _is_main() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+# --- the loop -----------------------------------------------------------------------------
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train a NIMA scorer and write ``config.out``; returns the final validation figures."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = pick_device(config.device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    torch.manual_seed(config.seed + rank)
+    random.seed(config.seed + rank)
+    np.random.seed(config.seed + rank)
+
+    # Data: rated images split by group; pristine sources split into train and held out.
+    samples: list[Sample] = []
+    for spec in config.datasets:
+        ratings = open_dataset(spec)
+        samples += ratings.samples
+    if config.limit:
+        samples = samples[: config.limit]
+    train_s, val_s = split_groups(samples, config.val_fraction, config.seed)
+    sources = pristine_paths(config.pristine)
+    hold = min(config.holdout_sources, max(len(sources) - 1, 0))
+    train_src, held_src = sources[: len(sources) - hold], sources[len(sources) - hold :]
+
+    run = config.run_dir
+    if _is_main():
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        split = {"train": [s.path for s in train_s], "val": [s.path for s in val_s],
+                 "pristine_train": train_src, "pristine_holdout": held_src}
+        (run / "split.json").write_text(json.dumps(split, indent=1) + "\n")
+
+    rated = ImageRatings(train_s, train=True)
+    sampler: DistributedSampler | None = DistributedSampler(rated, seed=config.seed) if world > 1 else None
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(rated, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
+                        generator=generator, num_workers=config.workers, drop_last=len(rated) > config.batch_size)
+    synth_iter: Iterator[Any] | None = None
+
+    model = NIMA(config.backbone, pretrained=config.pretrained).to(device)
+    freeze(model, config.frozen_blocks)
+    head = list(model.head.parameters())
+    body = [p for p in model.features.parameters() if p.requires_grad]
+    opt = torch.optim.Adam([{"params": body, "lr": config.lr_backbone}, {"params": head, "lr": config.lr_head}])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(config.epochs, 1))
+
+    start_epoch, history, elapsed = 0, [], 0.0
+    figures: dict[str, Any] = {}
+    state_file = run / "last.pt"
+    if config.resume and state_file.exists():
+        state = torch.load(state_file, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start_epoch, history, elapsed = state["epoch"], state["history"], state["elapsed"]
+        torch.set_rng_state(state["rng_torch"])
+        generator.set_state(state["rng_loader"])
+        random.setstate(state["rng_py"])
+        np.random.set_state(state["rng_np"])
+
+    if train_src and config.rank_weight > 0:
+        synth = SyntheticRanking(train_src, per_group=config.per_group, seed=config.seed + 1000 * rank,
+                                 groups_per_epoch=max(len(loader), 1) * config.groups_per_step)
+        synth_iter = _cycle(DataLoader(synth, batch_size=config.groups_per_step, num_workers=config.workers),
+                            start_epoch)
+
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        net.train()
+        set_bn_eval(net)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not _is_main(), leave=False)
+        for x, target in bar:
+            x, target = x.to(device), target.to(device)
+            n_rated = x.shape[0]
+            groups = None
+            if synth_iter is not None:
+                images, level, family = next(synth_iter)
+                groups = (level.to(device), family.to(device))
+                x = torch.cat([x, images.flatten(0, 1).to(device)])
+            pred = net(x)
+            loss_emd = emd(pred[:n_rated], target, r=2).mean()
+            loss_rank = torch.zeros((), device=device)
+            if groups is not None:
+                scores = mean_score(pred[n_rated:]).view(*groups[0].shape)
+                loss_rank = torch.stack([rank_loss(s, lv, fm, config.rank_margin)
+                                         for s, lv, fm in zip(scores, *groups)]).mean()
+            loss = loss_emd + config.rank_weight * loss_rank
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.set_postfix(emd=f"{loss_emd.item():.3f}", rank=f"{loss_rank.item():.3f}")
+        sched.step()
+        elapsed += time.perf_counter() - t0
+
+        if _is_main():
+            figures = dict(evaluate_samples(model, val_s, device, workers=config.workers)) if val_s else {}
+            if held_src:
+                figures["pristine_first"] = pristine_first(model, held_src, device)["accuracy"]
+            figures.update(epoch=epoch + 1, loss_emd=loss_emd.item(), loss_rank=loss_rank.item(), seconds=elapsed)
+            history.append(figures)
+            tqdm.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
+            tmp = run / "last.pt.tmp"
+            torch.save({
+                "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "epoch": epoch + 1, "history": history, "elapsed": elapsed,
+                "rng_torch": torch.get_rng_state(), "rng_loader": generator.get_state(),
+                "rng_py": random.getstate(), "rng_np": np.random.get_state(),
+            }, tmp)
+            os.replace(tmp, state_file)
+        if dist.is_initialized():
+            dist.barrier()
+
+    final = history[-1] if history else {}
+    if _is_main():
+        meta = {
+            "datasets": config.datasets, "pristine_train": [Path(p).name for p in train_src],
+            "pristine_holdout": [Path(p).name for p in held_src],
+            "val_split": [_relative(s.path, config.datasets) for s in val_s],
+            "config": asdict(config), "validation": final, "train_seconds": elapsed,
+            "world_size": world, "device": str(device),
+        }
+        save_checkpoint(config.out, model, meta)
+    if dist.is_initialized():
+        dist.barrier()
+    return final
+
+
+def _relative(path: str, datasets: list[str]) -> str:
+    """A sample path relative to its dataset root, so a split travels with the weights."""
+    for spec in datasets:
+        root = Path(spec.split(":", 1)[1]).resolve()
+        try:
+            return str(Path(path).resolve().relative_to(root))
+        except ValueError:
+            continue
+    return path
