@@ -1,0 +1,243 @@
+"""The ``enhance`` command: a thin click layer over the ``enhance`` and ``nima`` libraries."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _fail(message: str) -> None:
+    click.echo(f"enhance: {message}", err=True)
+    sys.exit(2)
+
+
+def _scorer(weights: str | None, device: str) -> Any:
+    from nima import load_scorer
+    from nima.train import pick_device
+
+    try:
+        return load_scorer(weights, device=pick_device(device))
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@click.group()
+@click.version_option(package_name="enhance")
+def main() -> None:
+    """Make photos look better by climbing a learned quality scorer (NIMA)."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per image: path, mean, std, dist.")
+def score(paths: tuple[str, ...], weights: str | None, device: str, as_json: bool) -> None:
+    """Predict the opinion-score distribution of images and folders of images."""
+    from enhance.io import ImageError
+    from enhance.rank import find_images, score_files
+
+    scorer = _scorer(weights, device)
+    failed = 0
+    files, missing = find_images(paths)
+    for path in missing:
+        click.echo(f"enhance: {path}: no such file or folder", err=True)
+    for result in score_files(files, scorer):
+        if isinstance(result, ImageError):
+            failed += 1
+            click.echo(f"enhance: {result}", err=True)
+        elif as_json:
+            click.echo(json.dumps(result.as_dict()))
+        else:
+            click.echo(f"{result.mean:6.3f} ± {result.std:5.3f}  {result.path}")
+    if failed or missing:
+        sys.exit(1)
+
+
+@main.command("eval")
+@click.option("--dataset", "dataset", required=True, help="KIND:PATH, KIND one of ava, tid2013, clive, koniq, csv.")
+@click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
+@click.option("--split", type=click.Choice(["val", "train"]), help="Only this split of the run recorded in the weights.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: n, srcc, plcc, emd1, emd2, accuracy.")
+def evaluate(dataset: str, weights: str | None, split: str | None, device: str, as_json: bool) -> None:
+    """Agreement of the scorer with the human ratings of a dataset."""
+    from nima.data import open_dataset
+    from nima.evaluate import evaluate_samples, select_split
+
+    scorer = _scorer(weights, device)
+    try:
+        ratings = open_dataset(dataset)
+        samples = select_split(ratings.samples, ratings.root, scorer.meta, split)
+    except ValueError as exc:
+        _fail(str(exc))
+    figures: dict[str, Any] = dict(evaluate_samples(scorer.model, samples, next(scorer.parameters()).device))
+    figures["scale"] = ratings.scale.name
+    if as_json:
+        click.echo(json.dumps(figures))
+    else:
+        click.echo(f"{ratings.kind} ({ratings.scale.name}), {figures['n']} images"
+                   + (f", split {split}" if split else ""))
+        for key in ("srcc", "plcc", "emd1", "emd2", "accuracy"):
+            click.echo(f"  {key:9s}{figures[key]:.4f}")
+
+
+@main.command()
+@click.option("--dataset", "datasets", multiple=True, help="KIND:PATH of human ratings; repeat for several.")
+@click.option("--preset", help="A named configuration (see nima/presets.py); flags given override it.")
+@click.option("--pristine", multiple=True, help="Pristine photos (files or folders) for the ranking term.")
+@click.option("--backbone", help="efficientnet_lite0 (default), mobilenet_v2, vgg16, inception_v3.")
+@click.option("--out", type=click.Path(), help="Weights file to write.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr-backbone", type=float)
+@click.option("--lr-head", type=float)
+@click.option("--rank-weight", type=float, help="Weight of the synthetic ranking term (0 disables it).")
+@click.option("--frozen-blocks", type=int, help="Freeze the stem and this many early blocks (faster on a CPU).")
+@click.option("--limit", type=int, help="Use only the first N rated images (smoke tests).")
+@click.option("--seed", type=int)
+@click.option("--workers", type=int)
+@click.option("--device")
+@click.option("--no-pretrained", is_flag=True, help="Start the backbone from random weights.")
+@click.option("--resume", is_flag=True, help="Continue the run from its last saved epoch.")
+def train(preset: str | None, no_pretrained: bool, **options: Any) -> None:
+    """Train a NIMA scorer on human ratings plus synthetic two-sided distortions."""
+    from nima.presets import PRESETS
+    from nima.train import TrainConfig, train as run
+
+    if preset is not None and preset not in PRESETS:
+        _fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    settings: dict[str, Any] = dict(PRESETS[preset]) if preset else {}
+    for key, value in options.items():
+        if value not in (None, (), False):
+            settings[key] = list(value) if isinstance(value, tuple) else value
+    if no_pretrained:
+        settings["pretrained"] = False
+    if not settings.get("datasets"):
+        _fail("give --dataset KIND:PATH or --preset NAME")
+    known = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in settings.items() if k in known})
+    try:
+        figures = run(config)
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps({"out": str(Path(config.out)), **figures}))
+
+
+
+def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
+    from enhance.recipe import Recipe, load_recipe
+
+    if bool(ops) == bool(recipe):
+        _fail("give either --op NAME (repeatable) or --recipe NAME|FILE")
+    try:
+        return load_recipe(recipe) if recipe else Recipe.from_ops(list(ops))
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("src", type=click.Path())
+@click.option("-o", "--out", type=click.Path(), help="Output file (default: <stem>.enhanced<ext> beside the input).")
+@click.option("--op", "ops", multiple=True, help="Operator to tune; repeat for a pipeline (see `enhance recipes`).")
+@click.option("--recipe", help="A shipped recipe's name or a TOML file.")
+@click.option("--steps", type=click.IntRange(1, 10_000), help="Step budget (default: the recipe's, 50).")
+@click.option("--strength", type=click.FloatRange(0, 100), help="Pull toward identity (default: the recipe's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "nelder-mead"]), default="adam", show_default=True)
+@click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the sidecar record as JSON on stdout.")
+def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, steps: int | None,
+         strength: float | None, seed: int, optimizer: str, weights: str | None, device: str,
+         force: bool, as_json: bool) -> None:
+    """Tune operators on one photo to raise its predicted score; write the photo and a JSON sidecar."""
+    from enhance.files import default_output, sidecar_path, tune_file
+    from enhance.io import ImageError
+    from enhance.tune import TuneError
+
+    chosen = _recipe(ops, recipe)
+    scorer = _scorer(weights, device)
+    target = out or str(default_output(src))
+    try:
+        record = tune_file(src, target, chosen, scorer, force=force, seed=seed, steps=steps,
+                           strength=strength, optimizer=optimizer)
+    except (ImageError, FileExistsError, TuneError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(record))
+        return
+    before, after = record["before"]["full"]["mean"], record["after"]["full"]["mean"]
+    if record["kept_input"]:
+        click.echo(f"{src}: no improvement found ({before:.3f}); wrote the input unchanged to {target}")
+    else:
+        click.echo(f"{src}: score {before:.3f} -> {after:.3f} in {record['steps']} steps; wrote {target}")
+    for o in record["ops"]:
+        click.echo(f"  {o['name']}: " + ", ".join(f"{k}={v:+.3f}" for k, v in o["params"].items()))
+    click.echo(f"  record: {sidecar_path(target)}")
+
+
+@main.command("apply")
+@click.argument("src", type=click.Path())
+@click.option("-o", "--out", type=click.Path(), required=True, help="Output file.")
+@click.option("--params", "params_file", type=click.Path(), required=True, help="A sidecar JSON written by tune.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def apply_cmd(src: str, out: str, params_file: str, force: bool) -> None:
+    """Re-apply recorded parameters to a photo (any size of it) without tuning."""
+    from enhance.files import apply_file
+    from enhance.io import ImageError
+
+    try:
+        done = apply_file(src, out, params_file, force=force)
+    except (ImageError, FileExistsError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(f"{src}: applied {', '.join(o['name'] for o in done['ops'])}; wrote {out}")
+
+
+@main.command()
+def recipes() -> None:
+    """List the shipped recipes and the operators, one line each."""
+    from enhance import ops
+    from enhance.recipe import builtin_recipes, load_recipe
+
+    click.echo("recipes (--recipe NAME):")
+    for name, path in sorted(builtin_recipes().items()):
+        r = load_recipe(path)
+        click.echo(f"  {name:10s} {r.description}  [{' > '.join(s.op.name for s in r.stages)}]")
+    click.echo("operators (--op NAME):")
+    for name in ops.names():
+        op = ops.get(name)
+        click.echo(f"  {name:14s} {op.doc}  ({', '.join(p.name for p in op.params)})")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--top", type=click.IntRange(1), help="Show only the K best.")
+@click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per image, best first.")
+def rank(paths: tuple[str, ...], top: int | None, weights: str | None, device: str, as_json: bool) -> None:
+    """Sort images by predicted mean score, best first."""
+    from enhance.rank import find_images, rank_files
+
+    scorer = _scorer(weights, device)
+    files, missing = find_images(paths)
+    ranked, errors = rank_files(files, scorer)
+    for path in missing:
+        click.echo(f"enhance: {path}: no such file or folder", err=True)
+    for err in errors:
+        click.echo(f"enhance: {err}", err=True)
+    for i, s in enumerate(ranked[:top] if top else ranked, 1):
+        click.echo(json.dumps({"rank": i, **s.as_dict()}) if as_json else f"{i:4d}  {s.mean:6.3f} ± {s.std:5.3f}  {s.path}")
+    if errors or missing:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

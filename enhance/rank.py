@@ -1,0 +1,87 @@
+"""Scoring and ranking files: the paper's image-ranking use."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import torch
+
+from enhance.io import ImageError, is_image_path, read
+from nima import Scorer, mean_score, std_score
+
+
+@dataclass(frozen=True)
+class FileScore:
+    """Predicted opinion of one file: mean and std on 1..10, and the 10-bucket distribution."""
+
+    path: str
+    mean: float
+    std: float
+    dist: list[float]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def find_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """Files named directly plus image files found recursively in folders (sorted per folder),
+    and the inputs that do not exist. A named file is kept whatever its extension, so that a
+    bad file gets its own error rather than being skipped."""
+    files: list[Path] = []
+    missing: list[Path] = []
+    for entry in map(Path, inputs):
+        if entry.is_dir():
+            files += sorted(p for p in entry.rglob("*") if p.is_file() and is_image_path(p))
+        elif entry.exists():
+            files.append(entry)
+        else:
+            missing.append(entry)
+    return files, missing
+
+
+def _thumb(image: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.nn.functional.interpolate(image, size=(size, size), mode="bilinear", antialias=True)
+
+
+@torch.no_grad()
+def score_files(
+    paths: Sequence[str | Path], scorer: Scorer, batch_size: int = 16
+) -> Iterator[FileScore | ImageError]:
+    """Score files in order, ``batch_size`` at a time; a file that cannot be read yields its
+    ImageError in its place and the others are still scored.
+
+    Images are decoded, resized to the scorer's input on the CPU, then scored in batches.
+    """
+    device = next(scorer.parameters()).device
+    pending: list[tuple[str, torch.Tensor]] = []
+
+    def flush() -> Iterator[FileScore]:
+        if not pending:
+            return
+        dist = scorer(torch.cat([t for _, t in pending]).to(device)).float().cpu()
+        for (path, _), d, m, s in zip(pending, dist, mean_score(dist), std_score(dist)):
+            yield FileScore(path, float(m), float(s), [round(float(v), 6) for v in d])
+        pending.clear()
+
+    for path in paths:
+        try:
+            photo = read(path)
+        except ImageError as exc:
+            yield from flush()
+            yield exc
+            continue
+        pending.append((str(path), _thumb(photo.image.clamp(0, 1), scorer.input_size)))
+        if len(pending) == batch_size:
+            yield from flush()
+    yield from flush()
+
+
+def rank_files(paths: Sequence[str | Path], scorer: Scorer) -> tuple[list[FileScore], list[ImageError]]:
+    """Files sorted by predicted mean score, best first, and the errors of unreadable ones."""
+    scores: list[FileScore] = []
+    errors: list[ImageError] = []
+    for result in score_files(paths, scorer):
+        (errors if isinstance(result, ImageError) else scores).append(result)  # type: ignore[arg-type]
+    return sorted(scores, key=lambda s: -s.mean), errors

@@ -1,0 +1,183 @@
+"""Recipes: an ordered list of operators with their parameter bounds and start values, plus the
+tuner's settings, read from TOML.
+
+```toml
+description = "Exposure, tone curve and contrast"   # one line, shown by `enhance recipes`
+steps = 50          # step budget of the tuner
+proxy = 512         # long side of the tuning proxy, pixels
+strength = 0.05     # pull toward identity
+
+[[op]]
+name = "exposure"
+params.ev = { lo = -2.0, hi = 2.0, start = 0.0 }   # narrows the operator's default bounds
+
+[[op]]
+name = "tonemap"
+```
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+from enhance import ops
+from enhance.ops import Operator, ParamSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_STEPS, DEFAULT_PROXY, DEFAULT_STRENGTH = 50, 512, 0.05
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file and, where known, the line."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One operator of a pipeline with its (possibly narrowed) parameter specs and start values."""
+
+    op: Operator
+    specs: tuple[ParamSpec, ...]
+    start: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str) -> "Stage":
+        op = ops.get(name)
+        return cls(op, op.params, {p.name: p.identity for p in op.params})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Operators in order, and the tuner's settings."""
+
+    stages: tuple[Stage, ...]
+    name: str = "custom"
+    description: str = ""
+    steps: int = DEFAULT_STEPS
+    proxy: int = DEFAULT_PROXY
+    strength: float = DEFAULT_STRENGTH
+
+    @classmethod
+    def from_ops(cls, names: Sequence[str], **settings: Any) -> "Recipe":
+        """A recipe of the named operators with their default bounds."""
+        return cls(tuple(Stage.of(n) for n in names), name="+".join(names), **settings)
+
+    def with_values(self, values: Sequence[dict[str, float]]) -> "Recipe":
+        """The same recipe starting from ``values`` (one dict per stage), e.g. fitted ones."""
+        return replace(self, stages=tuple(replace(s, start=dict(v)) for s, v in zip(self.stages, values)))
+
+    def to_toml(self) -> str:
+        """TOML text that :func:`load_recipe` reads back into an equal recipe."""
+        lines = [f"description = {_q(self.description)}", f"steps = {self.steps}",
+                 f"proxy = {self.proxy}", f"strength = {self.strength!r}"]
+        for stage in self.stages:
+            lines += ["", "[[op]]", f"name = {_q(stage.op.name)}"]
+            for spec in stage.specs:
+                lines.append(f"params.{spec.name} = {{ lo = {spec.lo!r}, hi = {spec.hi!r}, "
+                             f"start = {float(stage.start[spec.name])!r} }}")
+        return "\n".join(lines) + "\n"
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def builtin_recipes() -> dict[str, Path]:
+    """Name -> file of the recipes shipped with the package."""
+    folder = resources.files("enhance.recipes")
+    return {Path(str(f)).stem: Path(str(f)) for f in folder.iterdir() if str(f).endswith(".toml")}
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A shipped recipe by name, or a TOML file by path. RecipeError names the problem's line."""
+    builtin = builtin_recipes()
+    path = builtin.get(str(name_or_path)) or Path(name_or_path)
+    if not path.is_file():
+        raise RecipeError(f"{name_or_path}: no such recipe (shipped: {', '.join(sorted(builtin))})")
+    return parse_recipe(path.read_text(encoding="utf-8"), str(path), name=path.stem)
+
+
+def _line_of(text: str, *needles: str) -> str:
+    """' (line N)' for the first line holding all needles, or ''."""
+    for i, line in enumerate(text.splitlines(), 1):
+        if all(n in line for n in needles):
+            return f" (line {i})"
+    return ""
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RecipeError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> Recipe:
+    """Parse recipe TOML text; every error names ``source`` and the offending line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{source}: invalid TOML: {exc}") from None
+    known_top = {"description", "steps", "proxy", "strength", "op"}
+    for key in data:
+        if key not in known_top:
+            raise RecipeError(f"{source}{_line_of(text, key)}: unknown setting {key!r}")
+    entries = data.get("op", [])
+    if not isinstance(entries, list) or not entries:
+        raise RecipeError(f"{source}: a recipe needs at least one [[op]] entry")
+    stages = []
+    for entry in entries:
+        op_name = entry.get("name")
+        where = f"{source}{_line_of(text, 'name', repr(op_name)[1:-1])}"
+        if op_name not in ops.REGISTRY:
+            raise RecipeError(f"{where}: unknown operator {op_name!r}; known: {', '.join(ops.names())}")
+        for key in entry:
+            if key not in ("name", "params"):
+                raise RecipeError(f"{source}{_line_of(text, key)}: unknown key {key!r} in operator {op_name!r}")
+        op = ops.get(op_name)
+        by_name = {p.name: p for p in op.params}
+        start = {p.name: p.identity for p in op.params}
+        for pname, bounds in entry.get("params", {}).items():
+            pwhere = f"{source}{_line_of(text, pname)}"
+            if pname not in by_name:
+                raise RecipeError(f"{pwhere}: operator {op_name!r} has no parameter {pname!r}; "
+                                  f"it has: {', '.join(by_name)}")
+            if not isinstance(bounds, dict) or set(bounds) - {"lo", "hi", "start"}:
+                raise RecipeError(f"{pwhere}: {pname} takes a table with lo, hi and start")
+            lo = _number(bounds["lo"], pwhere) if "lo" in bounds else None
+            hi = _number(bounds["hi"], pwhere) if "hi" in bounds else None
+            try:
+                spec = by_name[pname].narrowed(lo, hi)
+            except ValueError as exc:
+                raise RecipeError(f"{pwhere}: {pname}: {exc}") from None
+            value = _number(bounds.get("start", min(max(spec.identity, spec.lo), spec.hi)), pwhere)
+            if not spec.lo <= value <= spec.hi:
+                raise RecipeError(f"{pwhere}: {pname} start {value} lies outside [{spec.lo}, {spec.hi}]")
+            by_name[pname], start[pname] = spec, value
+        for p in by_name.values():  # identity outside narrowed bounds: start at the nearest bound
+            start[p.name] = min(max(start[p.name], p.lo), p.hi)
+        stages.append(Stage(op, tuple(by_name[p.name] for p in op.params), start))
+    settings: dict[str, Any] = {}
+    for key, lo, hi in (("steps", 1, 10_000), ("proxy", 64, 8192)):
+        if key in data:
+            value = data[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise RecipeError(f"{source}{_line_of(text, key)}: {key} must be an integer in [{lo}, {hi}]")
+            settings[key] = value
+    if "strength" in data:
+        s = _number(data["strength"], f"{source}{_line_of(text, 'strength')}")
+        if not 0 <= s <= 100:
+            raise RecipeError(f"{source}{_line_of(text, 'strength')}: strength must lie in [0, 100]")
+        settings["strength"] = s
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise RecipeError(f"{source}{_line_of(text, 'description')}: description must be a string")
+    return Recipe(tuple(stages), name=name, description=description, **settings)
+
