@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import torch
 
-from enhance.io import Photo, read, write, write_json
+from enhance.io import read, write, write_json
 from enhance.recipe import Recipe
-from enhance.tune import params_from_values, render, tune
+from enhance.tune import check_hdr, display, params_from_values, render, tune
 from nima import Scorer
 
 
@@ -49,10 +49,6 @@ def check_output(src: str | Path, out: str | Path, force: bool) -> None:
         raise FileExistsError(f"{out}: already exists (use --force to replace it)")
 
 
-def _prepare(photo: Photo, device: torch.device) -> torch.Tensor:
-    return photo.image.to(device)
-
-
 def tune_file(
     src: str | Path, out: str | Path, recipe: Recipe, scorer: Scorer, *, force: bool = False,
     seed: int = 0, steps: int | None = None, strength: float | None = None, optimizer: str = "adam",
@@ -66,8 +62,8 @@ def tune_file(
     t0 = time.perf_counter()
     photo = read(src)
     t_read = time.perf_counter() - t0
-    output, result = tune(_prepare(photo, device), recipe, scorer, steps=steps, strength=strength,
-                          seed=seed, optimizer=optimizer, on_step=on_step)
+    output, result = tune(photo.image.to(device), recipe, scorer, steps=steps, strength=strength,
+                          seed=seed, optimizer=optimizer, linear=photo.linear, on_step=on_step)
     t1 = time.perf_counter()
     write(out, output.cpu(), like=photo)
     t_write = time.perf_counter() - t1
@@ -100,9 +96,11 @@ def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, for
                 raise ValueError(f"{params_file}: {stage.op.name}.{spec.name} missing or outside "
                                  f"[{spec.lo}, {spec.hi}]")
     photo = read(src)
-    if not record.get("kept_input", False):
-        image = render(photo.image, recipe, params_from_values(recipe, values)).clamp_(0, 1)
+    if photo.linear:
+        check_hdr(recipe)
+    if record.get("kept_input", False):
+        image = display(photo.image) if photo.linear else photo.image
     else:
-        image = photo.image
+        image = render(photo.image, recipe, params_from_values(recipe, values), linear=photo.linear).clamp_(0, 1)
     write(out, image, like=photo)
     return {"input": str(src), "output": str(out), "ops": record["ops"]}

@@ -39,11 +39,37 @@ Params = list[dict[str, torch.Tensor]]   # one dict per stage: name -> (B,) tens
 # --- rendering ----------------------------------------------------------------------------
 
 
-def apply_pipeline(image: torch.Tensor, recipe: Recipe, params: Params, ref_size: int | None = None) -> torch.Tensor:
-    """Run every stage of ``recipe`` on (B,3,H,W) ``image`` in [0,1] with ``params``."""
-    for stage, p in zip(recipe.stages, params):
-        image = stage.op.fn(image, p, ref_size=ref_size)
+def apply_pipeline(
+    image: torch.Tensor, recipe: Recipe, params: Params, ref_size: int | None = None, linear: bool = False
+) -> torch.Tensor:
+    """Run every stage of ``recipe`` on (B,3,H,W) ``image`` with ``params``.
+
+    ``image`` is sRGB in [0,1], or linear scene radiance when ``linear``: then the first stage
+    must be an HDR operator (``op.hdr``), which encodes it for display.
+    """
+    for i, (stage, p) in enumerate(zip(recipe.stages, params)):
+        if linear and i == 0:
+            image = stage.op.fn(image, p, ref_size=ref_size, linear=True)
+        else:
+            image = stage.op.fn(image, p, ref_size=ref_size)
     return image
+
+
+def check_hdr(recipe: Recipe) -> None:
+    """Scene-referred input needs a tone-mapping operator first; TuneError otherwise."""
+    if not recipe.stages[0].op.hdr:
+        from enhance import ops
+
+        able = ", ".join(n for n in ops.names() if ops.get(n).hdr) or "none registered"
+        raise TuneError(f"HDR input needs a tone-mapping operator first ({able}), "
+                        f"not {recipe.stages[0].op.name!r}")
+
+
+def display(radiance: torch.Tensor) -> torch.Tensor:
+    """The plain display encoding of linear radiance: clip to [0,1], then sRGB."""
+    from enhance.ops.color import linear_to_srgb
+
+    return linear_to_srgb(radiance.clamp(0, 1))
 
 
 def pipeline_halo(recipe: Recipe, params: Params, ref_size: int) -> int:
@@ -52,20 +78,20 @@ def pipeline_halo(recipe: Recipe, params: Params, ref_size: int) -> int:
 
 
 @torch.no_grad()
-def render(image: torch.Tensor, recipe: Recipe, params: Params, tile: int = TILE) -> torch.Tensor:
+def render(image: torch.Tensor, recipe: Recipe, params: Params, tile: int = TILE, linear: bool = False) -> torch.Tensor:
     """Apply the pipeline to a full-resolution (1,3,H,W) image, tile by tile with enough overlap
     that the result equals an untiled render; memory stays bounded by the tile size."""
     _, _, h, w = image.shape
     ref = min(h, w)
     halo = pipeline_halo(recipe, params, ref)
     if h * w <= tile * tile:
-        return apply_pipeline(image, recipe, params, ref)
+        return apply_pipeline(image, recipe, params, ref, linear)
     out = torch.empty_like(image)
     for y in range(0, h, tile):
         for x in range(0, w, tile):
             y0, x0 = max(y - halo, 0), max(x - halo, 0)
             y1, x1 = min(y + tile + halo, h), min(x + tile + halo, w)
-            piece = apply_pipeline(image[..., y0:y1, x0:x1], recipe, params, ref)
+            piece = apply_pipeline(image[..., y0:y1, x0:x1], recipe, params, ref, linear)
             out[..., y: y + tile, x: x + tile] = piece[..., y - y0: y - y0 + min(tile, h - y), x - x0: x - x0 + min(tile, w - x)]
     return out
 
@@ -213,9 +239,14 @@ def tune(
     lr: float = 0.15,
     crops: int = 2,
     patience: int = 12,
+    linear: bool = False,
     on_step: Callable[[int, float], None] | None = None,
 ) -> tuple[torch.Tensor, TuneResult]:
     """Tune ``recipe`` on a (1,3,H,W) sRGB image in [0,1] and render the full-resolution result.
+
+    With ``linear``, the image is scene-referred radiance (>= 0, may exceed 1), the first stage
+    must be an HDR tone-mapping operator, and "the input" in scores and in the fallback is its
+    plain display encoding (:func:`display`).
 
     Returns the output (1,3,H,W) in [0,1] on the image's device and a :class:`TuneResult`.
     ``optimizer`` is ``"adam"`` (gradients) or ``"nelder-mead"`` (scipy, derivative-free).
@@ -223,6 +254,8 @@ def tune(
     """
     if image.dim() != 4 or image.shape[:2] != (1, 3):
         raise ValueError(f"expected a (1,3,H,W) image, got {tuple(image.shape)}")
+    if linear:
+        check_hdr(recipe)
     torch.manual_seed(seed)
     steps = recipe.steps if steps is None else steps
     strength = recipe.strength if strength is None else strength
@@ -234,14 +267,17 @@ def tune(
 
     def objective(u: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         params = bounded(recipe, u)
-        dist = scorer(views.render(size, lambda im, ref: apply_pipeline(im, recipe, params, ref)))
+        dist = scorer(views.render(size, lambda im, ref: apply_pipeline(im, recipe, params, ref, linear)))
         score = mean_score(dist).mean()
         return score - strength * identity_pull(recipe, params).sum(), dist
 
     with torch.no_grad():
         start_obj, dist0 = objective(u0)
+        if linear:  # the start of an HDR pipeline is not the input: score the plain encoding
+            before_proxy = Opinion.of(scorer(Views.of(display(image), recipe, crops, size, seed).render(size)))
+        else:
+            before_proxy = Opinion.of(dist0)
     _check_finite(start_obj, "the score")
-    before_proxy = Opinion.of(dist0)
     best_u, best_obj, best_dist = u0, float(start_obj), dist0
     history = [float(mean_score(dist0).mean())]
     evaluations = 1
@@ -281,9 +317,10 @@ def tune(
     t1 = time.perf_counter()
     with torch.no_grad():
         best = bounded(recipe, best_u)
-        output = render(image, recipe, best).clamp_(0, 1)
+        output = render(image, recipe, best, linear=linear).clamp_(0, 1)
         _check_finite(output, "the rendered image")
-        before_full = Opinion.of(scorer(Views.of(image, recipe, crops, size, seed).render(size)))
+        plain = display(image) if linear else image
+        before_full = Opinion.of(scorer(Views.of(plain, recipe, crops, size, seed).render(size)))
         after_full = Opinion.of(scorer(Views.of(output, recipe, crops, size, seed).render(size)))
     t_render = time.perf_counter() - t1
 
@@ -299,7 +336,7 @@ def tune(
         note=note, history=[round(h, 5) for h in history],
         seconds={"tune": round(t_tune, 3), "render": round(t_render, 3)},
     )
-    return (image.clone() if kept else output), result
+    return (plain.clone() if kept else output), result
 
 
 def _nelder_mead(

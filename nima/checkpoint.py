@@ -34,6 +34,7 @@ def save_checkpoint(path: str | os.PathLike, model: NIMA, meta: dict[str, Any] |
     os.close(fd)
     try:
         torch.save(blob, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -74,7 +74,9 @@ class Operator:
     ``fn(image (B,3,H,W) in [0,1], params {name: (B,)}, *, ref_size=None) -> (B,3,H,W) in [0,1]``;
     ``ref_size`` is the short side in pixels of the full image (None: the image's own), the unit of
     spatial parameters. ``halo(params, ref_size)`` is how many pixels around a tile the operator
-    reads (0 for pointwise operators).
+    reads (0 for pointwise operators). An operator with ``hdr=True`` also takes scene-referred
+    input: ``fn(radiance (B,3,H,W) linear >= 0, params, *, ref_size=None, linear=True)`` returns
+    display sRGB in [0,1]; it can be the first stage of a pipeline fed with HDR input.
     """
 
     name: str
@@ -82,6 +84,7 @@ class Operator:
     params: tuple[ParamSpec, ...]
     doc: str
     halo: Callable[[dict[str, Tensor], int], int] = _no_halo
+    hdr: bool = False
 
     def identity_params(
         self, batch: int = 1, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
