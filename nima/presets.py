@@ -17,6 +17,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 12,
         "batch_size": 16,
         "frozen_blocks": 3,
+        "lr_backbone": 5e-5,
+        "rank_weight": 0.3,
     },
     # The baseline the ranking term is measured against: human opinion only.
     "mos-only": {

@@ -1,0 +1,118 @@
+"""Training end to end on a tiny dataset: checkpoint, exact resume, the CLI preset path, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import cli
+from nima import load_checkpoint
+from nima.train import TrainConfig, rank_loss, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny_dataset(folder: Path, n: int = 8) -> tuple[str, str]:
+    """A CSV of n rated images and a folder of 3 'pristine' photos, all small."""
+    rng = np.random.default_rng(0)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    (folder / "pristine").mkdir(exist_ok=True)
+    rows = ["path,mean,std"]
+    for i in range(n):
+        arr = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+        Image.fromarray(arr).save(folder / "img" / f"{i}.png")
+        rows.append(f"img/{i}.png,{3 + 4 * rng.random():.3f},1.2")
+    (folder / "ratings.csv").write_text("\n".join(rows) + "\n")
+    yy, xx = np.mgrid[0:120, 0:160]
+    for i in range(3):
+        smooth = np.stack([(xx / 160), (yy / 120), 0.5 + 0.3 * np.sin(xx / (10 + 5 * i))], -1)
+        Image.fromarray((smooth * 255).astype(np.uint8)).save(folder / "pristine" / f"p{i}.png")
+    return f"csv:{folder / 'ratings.csv'}", str(folder / "pristine")
+
+
+def _config(tmp_path: Path, **kw) -> TrainConfig:
+    data, pristine = _tiny_dataset(tmp_path / "data")
+    base = dict(datasets=[data], pristine=[pristine], holdout_sources=1, epochs=2, batch_size=4,
+                val_fraction=0.25, pretrained=False, groups_per_step=1, per_group=3, frozen_blocks=3,
+                out=str(tmp_path / "w.pt"))
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_rank_loss_hand_computed() -> None:
+    level = torch.tensor([0, 1, 3])
+    family = torch.tensor([-1, 2, 2])
+    good = torch.tensor([7.0, 6.0, 5.0])  # every required gap met with margin 0.2 per level
+    assert float(rank_loss(good, level, family, 0.2)) == 0
+    bad = torch.tensor([5.0, 6.0, 5.0])
+    # pairs: (0,1) gap need .2 have -1 -> 1.2; (0,2) need .6 have 0 -> .6; (1,2) need .4 have 1 -> 0
+    assert float(rank_loss(bad, level, family, 0.2)) == pytest.approx((1.2 + 0.6 + 0) / 3)
+
+
+def test_train_writes_a_self_describing_checkpoint_and_split(tmp_path: Path) -> None:
+    config = _config(tmp_path, epochs=1)
+    figures = train(config)
+    model, meta = load_checkpoint(config.out)
+    assert {"srcc", "plcc", "emd1", "emd2", "pristine_first"} <= set(figures)
+    assert meta["validation"]["epoch"] == 1 and len(meta["val_split"]) == 2
+    split = json.loads((config.run_dir / "split.json").read_text())
+    assert not set(split["train"]) & set(split["val"]) and len(split["pristine_holdout"]) == 1
+
+
+def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    straight = _config(tmp_path / "a", epochs=2)
+    train(straight)
+
+    class Killed(Exception):
+        pass
+
+    real_replace = os.replace
+
+    def replace_then_die(src: str, dst: str) -> None:  # the run dies right after epoch 1 is saved
+        real_replace(src, dst)
+        raise Killed
+
+    killed = _config(tmp_path / "b", epochs=2)
+    monkeypatch.setattr("nima.train.os.replace", replace_then_die)
+    with pytest.raises(Killed):
+        train(killed)
+    monkeypatch.setattr("nima.train.os.replace", real_replace)
+    train(_config(tmp_path / "b", epochs=2, resume=True))
+    a, _ = load_checkpoint(straight.out)
+    b, _ = load_checkpoint(killed.out)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+
+
+def test_cli_preset_with_overrides_runs_on_a_tiny_configuration(tmp_path: Path) -> None:
+    data, pristine = _tiny_dataset(tmp_path / "data")
+    out = tmp_path / "preset.pt"
+    result = CliRunner().invoke(cli.main, [
+        "train", "--preset", "default", "--dataset", data, "--pristine", pristine, "--epochs", "1",
+        "--batch-size", "4", "--no-pretrained", "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    _, meta = load_checkpoint(out)
+    assert meta["config"]["frozen_blocks"] == 3 and meta["datasets"] == [data]
+
+
+def test_two_process_training_with_torchrun(tmp_path: Path) -> None:
+    data, pristine = _tiny_dataset(tmp_path / "data")
+    out = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "cli",
+           "train", "--dataset", data, "--pristine", pristine, "--epochs", "1", "--batch-size", "2",
+           "--no-pretrained", "--frozen-blocks", "3", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _, meta = load_checkpoint(out)
+    assert meta["world_size"] == 2

@@ -1,0 +1,115 @@
+"""The tuner: determinism, best-seen parameters, bounds, fallback, tiling, NaN guard."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from enhance.recipe import Recipe
+from enhance.tune import (
+    TuneError, Views, apply_pipeline, bounded, identity_pull, params_from_values, render, resize_long, tune,
+)
+from nima import Scorer
+
+
+def _photo(h: int = 96, w: int = 128, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.linspace(0.05, 0.6, w).view(1, 1, 1, w).expand(1, 3, h, w)
+    return (0.5 * base + 0.1 * torch.rand(1, 3, h, w, generator=g)).clamp(0, 1).contiguous()
+
+
+def test_tune_is_deterministic_for_a_seed(tiny_scorer: Scorer) -> None:
+    image = _photo()
+    recipe = Recipe.from_ops(["tonemap", "contrast"])
+    out1, r1 = tune(image, recipe, tiny_scorer, steps=4, seed=3)
+    out2, r2 = tune(image, recipe, tiny_scorer, steps=4, seed=3)
+    assert torch.equal(out1, out2) and r1.ops == r2.ops and r1.history == r2.history
+
+
+def test_tune_keeps_the_best_parameters_seen_and_reports_both_scores(tiny_scorer: Scorer) -> None:
+    image = _photo()
+    out, result = tune(image, Recipe.from_ops(["tonemap"]), tiny_scorer, steps=6, strength=0.0)
+    assert result.steps >= 1 and len(result.history) == result.steps + 1
+    # The after-proxy score is the best seen, not the last.
+    assert result.after["proxy"].mean == pytest.approx(max(result.history), abs=1e-4)
+    assert set(result.before) == {"proxy", "full"} == set(result.after)
+    assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
+
+
+def test_parameters_stay_within_bounds_in_human_units(tiny_scorer: Scorer) -> None:
+    recipe = Recipe.from_ops(["exposure", "levels", "sharpen"])
+    _, result = tune(_photo(), recipe, tiny_scorer, steps=5, lr=2.0, strength=0.0)
+    for stage, rec in zip(recipe.stages, result.ops):
+        for spec in stage.specs:
+            assert spec.lo <= rec["params"][spec.name] <= spec.hi
+
+
+def test_identity_pull_is_zero_at_identity_and_positive_away() -> None:
+    recipe = Recipe.from_ops(["exposure", "contrast"])
+    ident = [{s.name: torch.tensor([s.identity]) for s in st.specs} for st in recipe.stages]
+    assert float(identity_pull(recipe, ident)) == 0
+    ident[0]["ev"] = torch.tensor([1.5])
+    assert float(identity_pull(recipe, ident)) == pytest.approx((1.5 / 6) ** 2)
+
+
+def test_when_nothing_improves_the_input_is_returned_unchanged(tiny_scorer: Scorer) -> None:
+    image = _photo()
+    # A huge identity pull makes every move a loss: the tuner must hand back the input.
+    out, result = tune(image, Recipe.from_ops(["exposure"]), tiny_scorer, steps=3, strength=1e6)
+    assert result.kept_input and torch.equal(out, image)
+    assert "unchanged" in result.note
+
+
+def test_nan_in_tuning_stops_with_an_error(tiny_scorer: Scorer) -> None:
+    image = _photo()
+    image[..., 0, 0] = float("nan")
+    with pytest.raises(TuneError, match="non-finite"):
+        tune(image, Recipe.from_ops(["exposure"]), tiny_scorer, steps=2)
+
+
+def test_gradients_finite_at_black_and_white_pixels_and_at_bounds(tiny_scorer: Scorer) -> None:
+    image = torch.zeros(1, 3, 64, 64)
+    image[..., 32:] = 1.0
+    recipe = Recipe.from_ops(["exposure", "levels", "tonemap", "contrast", "denoise", "sharpen"])
+    for start in (-30.0, 0.0, 30.0):  # at, and far beyond, both bounds
+        u = [{s.name: torch.full((1,), start, requires_grad=True) for s in st.specs} for st in recipe.stages]
+        out = apply_pipeline(image, recipe, bounded(recipe, u))
+        (tiny_scorer.mean(out).sum() - identity_pull(recipe, bounded(recipe, u)).sum()).backward()
+        assert all(torch.isfinite(t.grad).all() for d in u for t in d.values())  # type: ignore[arg-type]
+
+
+def test_tiled_render_equals_untiled() -> None:
+    image = _photo(150, 210, seed=1)
+    recipe = Recipe.from_ops(["tonemap_local", "denoise", "sharpen"])
+    values = [{"compression": 0.5, "detail": 1.4, "radius": 0.05}, {"luma": 0.6, "chroma": 0.4, "radius": 0.01},
+              {"amount": 1.0, "radius": 0.006}]
+    params = params_from_values(recipe, values)
+    whole = render(image, recipe, params, tile=1024)
+    tiled = render(image, recipe, params, tile=64)
+    assert (whole - tiled).abs().max() < 1e-4
+
+
+def test_proxy_and_detail_views_have_the_scorer_size() -> None:
+    image = _photo(300, 500)
+    recipe = Recipe.from_ops(["denoise"])
+    views = Views.of(image, recipe, crops=2, size=224, seed=0)
+    assert max(views.proxy.shape[-2:]) == recipe.proxy or max(image.shape[-2:]) <= recipe.proxy
+    assert views.render(224).shape == (3, 3, 224, 224)
+    # Views of an image seen as is equal plain resizes: the identity pipeline changes nothing.
+    ident = params_from_values(recipe, [{s.name: s.identity for s in recipe.stages[0].specs}])
+    same = views.render(224, lambda im, ref: apply_pipeline(im, recipe, ident, ref))
+    assert torch.allclose(same, views.render(224), atol=1e-6)
+
+
+def test_resize_long_never_enlarges() -> None:
+    small = torch.rand(1, 3, 20, 30)
+    assert resize_long(small, 512) is small
+    assert resize_long(torch.rand(1, 3, 600, 1200), 512).shape[-2:] == (256, 512)
+
+
+def test_nelder_mead_runs_on_the_same_objective(tiny_scorer: Scorer) -> None:
+    _, result = tune(_photo(), Recipe.from_ops(["exposure"]), tiny_scorer, steps=6, optimizer="nelder-mead")
+    assert result.optimizer == "nelder-mead" and result.evaluations >= 3
+    assert result.after["proxy"].mean >= result.before["proxy"].mean - 1e-6
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        tune(_photo(), Recipe.from_ops(["exposure"]), tiny_scorer, steps=1, optimizer="sgd")
