@@ -11,6 +11,15 @@ from nima.model import NIMA, mean_score, std_score
 from nima.scorer import DEFAULT_WEIGHTS, Scorer, load_scorer
 
 __all__ = [
-    "BACKBONES", "DEFAULT_WEIGHTS", "NIMA", "Scorer", "emd", "get_backbone", "load_checkpoint",
-    "load_scorer", "mean_score", "save_checkpoint", "std_score",
+    "BACKBONES", "DEFAULT_WEIGHTS", "NIMA", "Scorer", "TrainConfig", "emd", "get_backbone", "load_checkpoint",
+    "load_scorer", "mean_score", "save_checkpoint", "std_score", "train",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Training pulls in the dataset readers and progress bars: load it only when asked for.
+    if name in ("train", "TrainConfig"):
+        from nima import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module 'nima' has no attribute {name!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -159,7 +159,7 @@ def _torchvision_state(pretrained: bool | str | None, cache_name: str) -> dict |
 
 
 def _torchvision_builder(
-    factory: str, cache_name: str, split: Callable[[nn.Module], tuple[nn.Module, nn.Module]]
+    factory: str, cache_name: str, split: Callable[[Any], tuple[nn.Module, nn.Module]]
 ) -> Callable[[bool | str | None], tuple[nn.Module, nn.Module]]:
     def build(pretrained: bool | str | None) -> tuple[nn.Module, nn.Module]:
         import torchvision.models  # slow to import: only when such a backbone is asked for
@@ -185,16 +185,16 @@ class _InceptionFeatures(nn.Module):
         return self.body(x)
 
 
-def _split_mobilenet(m: nn.Module) -> tuple[nn.Module, nn.Module]:
+def _split_mobilenet(m: Any) -> tuple[nn.Module, nn.Module]:
     return m.features, m.classifier[-1]
 
 
-def _split_vgg(m: nn.Module) -> tuple[nn.Module, nn.Module]:
+def _split_vgg(m: Any) -> tuple[nn.Module, nn.Module]:
     # Convolutional features only; the ImageNet classifier of VGG expects 7x7x512 inputs.
     return m.features, nn.Identity()
 
 
-def _split_inception(m: nn.Module) -> tuple[nn.Module, nn.Module]:
+def _split_inception(m: Any) -> tuple[nn.Module, nn.Module]:
     return _InceptionFeatures(m), m.fc
 
 

@@ -30,6 +30,8 @@ class NIMA(nn.Module):
         self.features, _ = self.spec.build(pretrained)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.spec.feature_size, buckets)
+        self.norm_mean: torch.Tensor
+        self.norm_std: torch.Tensor
         self.register_buffer("norm_mean", torch.tensor(self.spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("norm_std", torch.tensor(self.spec.std).view(1, 3, 1, 1), persistent=False)
 

@@ -58,11 +58,23 @@ class Scorer(nn.Module):
         return std_score(self(x))
 
 
+def pick_device(name: str | torch.device) -> torch.device:
+    """'auto' is CUDA when available, else the CPU; anything else as torch reads it."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def load_scorer(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Scorer:
-    """Load a frozen scorer from a weights file (the package's shipped weights by default).
+    """Load a frozen scorer from a weights file (the package's shipped weights by default) onto
+    ``device`` ('auto' picks CUDA when available).
 
     ValueError names the file when it is missing, corrupt or not a NIMA checkpoint.
+
+    >>> scorer = load_scorer()
+    >>> float(scorer.mean(torch.rand(1, 3, 64, 64))) > 1
+    True
     """
     path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
     model, meta = load_checkpoint(path)
-    return Scorer(model, meta, str(path)).to(device)
+    return Scorer(model, meta, str(path)).to(pick_device(device))

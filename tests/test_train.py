@@ -16,7 +16,7 @@ from PIL import Image
 
 import cli
 from nima import load_checkpoint
-from nima.train import TrainConfig, rank_loss, train
+from nima.training import TrainConfig, rank_loss, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,10 +82,10 @@ def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         raise Killed
 
     killed = _config(tmp_path / "b", epochs=2)
-    monkeypatch.setattr("nima.train.os.replace", replace_then_die)
+    monkeypatch.setattr("nima.training.os.replace", replace_then_die)
     with pytest.raises(Killed):
         train(killed)
-    monkeypatch.setattr("nima.train.os.replace", real_replace)
+    monkeypatch.setattr("nima.training.os.replace", real_replace)
     train(_config(tmp_path / "b", epochs=2, resume=True))
     a, _ = load_checkpoint(straight.out)
     b, _ = load_checkpoint(killed.out)

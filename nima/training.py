@@ -32,6 +32,7 @@ from nima.data.synthetic import SyntheticRanking
 from nima.evaluate import evaluate_samples, pristine_first
 from nima.loss import emd
 from nima.model import NIMA, mean_score
+from nima.scorer import pick_device
 
 
 @dataclass
@@ -71,13 +72,6 @@ class TrainConfig:
 
 
 # --- pieces -------------------------------------------------------------------------------
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' is CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def pristine_paths(entries: list[str]) -> list[str]:
@@ -152,6 +146,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(device)
     rank = dist.get_rank() if dist.is_initialized() else 0
+    torch.set_flush_denormal(True)  # denormal activations can slow CPU kernels many times over
     torch.manual_seed(config.seed + rank)
     random.seed(config.seed + rank)
     np.random.seed(config.seed + rank)
