@@ -27,18 +27,19 @@ class FileScore:
 
 def find_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
     """Files named directly plus image files found recursively in folders (sorted per folder),
-    and the inputs that do not exist. A named file is kept whatever its extension, so that a
-    bad file gets its own error rather than being skipped."""
-    files: list[Path] = []
+    each once, and the inputs that do not exist. A named file is kept whatever its extension,
+    so that a bad file gets its own error rather than being skipped."""
+    found: dict[Path, Path] = {}  # resolved -> as named; a file reached twice is listed once
     missing: list[Path] = []
     for entry in map(Path, inputs):
         if entry.is_dir():
-            files += sorted(p for p in entry.rglob("*") if p.is_file() and is_image_path(p))
+            for p in sorted(p for p in entry.rglob("*") if p.is_file() and is_image_path(p)):
+                found.setdefault(p.resolve(), p)
         elif entry.exists():
-            files.append(entry)
+            found.setdefault(entry.resolve(), entry)
         else:
             missing.append(entry)
-    return files, missing
+    return list(found.values()), missing
 
 
 def _thumb(image: torch.Tensor, size: int) -> torch.Tensor:

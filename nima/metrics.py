@@ -15,12 +15,12 @@ def srcc(pred: np.ndarray, human: np.ndarray) -> float:
     >>> srcc(np.array([1.0, 2, 3]), np.array([10.0, 30, 20]))
     0.5
     """
-    return float(stats.spearmanr(pred, human)[0])
+    return float(stats.spearmanr(pred, human)[0]) if len(pred) > 1 else float("nan")
 
 
 def plcc(pred: np.ndarray, human: np.ndarray) -> float:
-    """Pearson linear correlation of predicted and human mean scores."""
-    return float(stats.pearsonr(pred, human)[0])
+    """Pearson linear correlation of predicted and human mean scores (NaN for fewer than 2)."""
+    return float(stats.pearsonr(pred, human)[0]) if len(pred) > 1 else float("nan")
 
 
 def accuracy(pred: np.ndarray, human: np.ndarray, threshold: float = 5.0) -> float:

@@ -1,0 +1,138 @@
+"""Speed of the tuner on this machine.
+
+1. Wall time of ``enhance tune photo.jpg --op tonemap`` on a 12-megapixel JPEG (a Kodak photo
+   enlarged to 4000x3000), end to end as a user runs it (process start, decode, tune, render,
+   encode), with the phases from the sidecar.
+2. The time of one tuning step against one scorer forward-and-backward pass on the same views.
+3. Adam against Nelder-Mead: scorer evaluations needed to reach 99% of the best improvement
+   either optimiser found, on degraded held-out photos with a 7-parameter recipe.
+
+    python benchmarks/speed.py --json benchmarks/results/speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from common import KODAK, ROOT, load_rgb, need, quantise, to_tensor
+
+
+def tune_12mp(workdir: Path, runs: int) -> dict:
+    src = workdir / "12mp.jpg"
+    Image.open(KODAK / "kodim05.png").convert("RGB").resize((4000, 3000), Image.BICUBIC).save(src, quality=95)
+    walls, phases = [], []
+    for i in range(runs):
+        out = workdir / f"out{i}.jpg"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "cli", "tune", str(src), "--op", "tonemap", "-o", str(out)],
+                       cwd=ROOT, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t0)
+        record = json.loads(Path(f"{out}.json").read_text())
+        phases.append({**record["seconds"], "steps": record["steps"]})
+    return {"megapixels": 12.0, "wall_seconds": walls, "phases": phases}
+
+
+def step_cost(repeats: int) -> dict:
+    """Seconds per tuning step vs one scorer forward+backward on the same (3,3,224,224) views."""
+    from enhance.recipe import Recipe
+    from enhance.tune import Views, apply_pipeline, bounded, identity_pull, _unconstrained
+    from nima import load_scorer, mean_score
+
+    scorer = load_scorer()
+    image = to_tensor(load_rgb(KODAK / "kodim05.png"))
+    recipe = Recipe.from_ops(["tonemap"])
+    views = Views.of(image, recipe, crops=2, size=224, seed=0)
+    u = [{k: v.requires_grad_(True) for k, v in d.items()} for d in _unconstrained(recipe, 1, torch.device("cpu"))]
+    opt = torch.optim.Adam([t for d in u for t in d.values()], lr=0.15)
+
+    def one_step() -> None:
+        params = bounded(recipe, u)
+        x = views.render(224, lambda im, ref: apply_pipeline(im, recipe, params, ref))
+        loss = -mean_score(scorer(x)).mean() + 0.05 * identity_pull(recipe, params).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    fixed = views.render(224).detach().requires_grad_(True)
+
+    def scorer_pass() -> None:
+        fixed.grad = None
+        mean_score(scorer(fixed)).mean().backward()
+
+    def timed(f) -> float:  # type: ignore[no-untyped-def]
+        f()  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            f()
+        return (time.perf_counter() - t0) / repeats
+
+    step, base = timed(one_step), timed(scorer_pass)
+    return {"step_seconds": step, "scorer_pass_seconds": base, "ratio": step / base, "views": 3}
+
+
+def optimiser_efficiency(steps: int) -> list[dict]:
+    """Evaluations each optimiser needs to reach 99% of the best improvement found by either."""
+    import enhance
+    from nima import load_scorer
+
+    scorer = load_scorer()
+    rows = []
+    for name, f in (("kodim19 dark", lambda x: x**1.8 * 0.7), ("kodim21 flat", lambda x: 0.25 + 0.5 * x),
+                    ("kodim23 bright", lambda x: np.clip(x * 1.4 + 0.05, 0, 1))):
+        image = to_tensor(quantise(f(load_rgb(KODAK / f"{name.split()[0]}.png"))))
+        histories = {}
+        for opt in ("adam", "nelder-mead"):
+            _, result = enhance.tune(image, ["exposure", "levels", "contrast"], scorer, steps=steps,
+                                     optimizer=opt, patience=steps)
+            histories[opt] = np.array(result.history)
+        start = histories["adam"][0]
+        best = max(h.max() for h in histories.values())
+        target = start + 0.99 * (best - start)
+        row = {"image": name, "start": float(start), "best": float(best)}
+        for opt, h in histories.items():
+            hit = np.nonzero(h >= target)[0]
+            row[opt] = int(hit[0]) + 1 if len(hit) else None  # evaluations, the start included
+            row[f"{opt}_best"] = float(h.max())
+            row[f"{opt}_evaluations"] = len(h)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=150, help="budget for the optimiser comparison")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+    need(KODAK)
+    torch.manual_seed(0)
+    figures: dict = {"threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        figures["tune_12mp"] = t = tune_12mp(Path(tmp), args.runs)
+    print(f"enhance tune, 12 MP JPEG, --op tonemap: wall {min(t['wall_seconds']):.2f} s best of {args.runs} "
+          f"(all: {', '.join(f'{w:.2f}' for w in t['wall_seconds'])})")
+    print("  phases of the best run: " + ", ".join(f"{k} {v}" for k, v in t["phases"][int(np.argmin(t['wall_seconds']))].items()))
+    figures["step"] = s = step_cost(repeats=10)
+    print(f"tuning step {1000 * s['step_seconds']:.0f} ms vs scorer forward+backward on the same 3 views "
+          f"{1000 * s['scorer_pass_seconds']:.0f} ms: ratio {s['ratio']:.2f}")
+    figures["optimisers"] = rows = optimiser_efficiency(args.steps)
+    print("\n| image | start | best | Adam evaluations to 99% | Nelder-Mead evaluations to 99% |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['image']} | {r['start']:.3f} | {r['best']:.3f} | {r['adam']} | {r['nelder-mead']} |")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
