@@ -21,11 +21,11 @@ The scorer itself lives in :mod:`nima` (``nima.load_scorer()``).
 from enhance import ops
 from enhance.files import apply_file, tune_file
 from enhance.io import ImageError, Photo, read, write
-from enhance.rank import FileScore, rank_files, score_files
+from enhance.rank import FileScore, find_images, rank_files, score_files
 from enhance.recipe import Recipe, RecipeError, load_recipe
 from enhance.tune import TuneError, TuneResult, render, tune
 
 __all__ = [
     "FileScore", "ImageError", "Photo", "Recipe", "RecipeError", "TuneError", "TuneResult", "apply_file",
-    "load_recipe", "ops", "rank_files", "read", "render", "score_files", "tune", "tune_file", "write",
+    "find_images", "load_recipe", "ops", "rank_files", "read", "render", "score_files", "tune", "tune_file", "write",
 ]

@@ -20,8 +20,9 @@ torch.set_num_threads(min(torch.get_num_threads(), 2))
 
 @pytest.fixture(scope="session")
 def tiny_scorer():
-    """A scorer with random (seeded) weights: fast, differentiable, no file needed."""
+    """ImageNet features with a random (seeded) head: fast, differentiable, no weights file needed.
+    (A backbone with random weights would give every image the same score.)"""
     from nima import NIMA, Scorer
 
     torch.manual_seed(0)
-    return Scorer(NIMA("efficientnet_lite0", pretrained=False))
+    return Scorer(NIMA("efficientnet_lite0", pretrained=True))

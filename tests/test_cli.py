@@ -20,7 +20,7 @@ from nima import NIMA, save_checkpoint
 def weights(tmp_path_factory: pytest.TempPathFactory) -> str:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "w.pt"
-    save_checkpoint(path, NIMA(pretrained=False), {"val_split": ["img/0.png", "img/2.png"]})
+    save_checkpoint(path, NIMA(pretrained=True), {"val_split": ["img/0.png", "img/2.png"]})
     return str(path)
 
 
