@@ -18,10 +18,9 @@ def _fail(message: str) -> None:
 
 def _scorer(weights: str | None, device: str) -> Any:
     from nima import load_scorer
-    from nima.train import pick_device
 
     try:
-        return load_scorer(weights, device=pick_device(device))
+        return load_scorer(weights, device=device)
     except ValueError as exc:
         _fail(str(exc))
 
@@ -92,6 +91,7 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--preset", help="A named configuration (see nima/presets.py); flags given override it.")
 @click.option("--pristine", multiple=True, help="Pristine photos (files or folders) for the ranking term.")
 @click.option("--backbone", help="efficientnet_lite0 (default), mobilenet_v2, vgg16, inception_v3.")
+@click.option("--init", type=click.Path(), help="Start from this NIMA weights file instead of ImageNet features.")
 @click.option("--out", type=click.Path(), help="Weights file to write.")
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
@@ -108,7 +108,7 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 def train(preset: str | None, no_pretrained: bool, **options: Any) -> None:
     """Train a NIMA scorer on human ratings plus synthetic two-sided distortions."""
     from nima.presets import PRESETS
-    from nima.train import TrainConfig, train as run
+    from nima.training import TrainConfig, train as run
 
     if preset is not None and preset not in PRESETS:
         _fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -154,9 +154,10 @@ def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sidecar record as JSON on stdout.")
+@click.option("--report", type=click.Path(), help="Write a self-contained HTML report here.")
 def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, steps: int | None,
          strength: float | None, seed: int, optimizer: str, weights: str | None, device: str,
-         force: bool, as_json: bool) -> None:
+         force: bool, as_json: bool, report: str | None) -> None:
     """Tune operators on one photo to raise its predicted score; write the photo and a JSON sidecar."""
     from enhance.files import default_output, sidecar_path, tune_file
     from enhance.io import ImageError
@@ -170,6 +171,14 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
                            strength=strength, optimizer=optimizer)
     except (ImageError, FileExistsError, TuneError, ValueError) as exc:
         _fail(str(exc))
+    if report:
+        from enhance.io import read
+        from enhance.report import tune_item, write_report
+        from enhance.tune import display
+
+        photo = read(src)
+        before = display(photo.image) if photo.linear else photo.image
+        write_report(report, [tune_item(src, before, read(target).image, record)], title=f"enhance tune {src}")
     if as_json:
         click.echo(json.dumps(record))
         return
@@ -222,7 +231,9 @@ def recipes() -> None:
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per image, best first.")
-def rank(paths: tuple[str, ...], top: int | None, weights: str | None, device: str, as_json: bool) -> None:
+@click.option("--report", type=click.Path(), help="Write a self-contained HTML page of the ranking here.")
+def rank(paths: tuple[str, ...], top: int | None, weights: str | None, device: str, as_json: bool,
+         report: str | None) -> None:
     """Sort images by predicted mean score, best first."""
     from enhance.rank import find_images, rank_files
 
@@ -233,9 +244,118 @@ def rank(paths: tuple[str, ...], top: int | None, weights: str | None, device: s
         click.echo(f"enhance: {path}: no such file or folder", err=True)
     for err in errors:
         click.echo(f"enhance: {err}", err=True)
-    for i, s in enumerate(ranked[:top] if top else ranked, 1):
+    shown = ranked[:top] if top else ranked
+    for i, s in enumerate(shown, 1):
         click.echo(json.dumps({"rank": i, **s.as_dict()}) if as_json else f"{i:4d}  {s.mean:6.3f} ± {s.std:5.3f}  {s.path}")
+    if report:
+        from enhance.io import read
+        from enhance.report import rank_item, write_report
+
+        write_report(report, [rank_item(s.path, read(s.path).image, s) for s in shown], title="enhance rank")
     if errors or missing:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--op", "ops", multiple=True, help="Operator to tune; repeat for a pipeline (see `enhance recipes`).")
+@click.option("--recipe", help="A shipped recipe's name or a TOML file (e.g. a fitted.toml).")
+@click.option("--shared", is_flag=True, help="Fit ONE parameter set to all photos, apply it to each; "
+              "writes OUTDIR/fitted.toml.")
+@click.option("--steps", type=click.IntRange(1, 10_000), help="Step budget (default: the recipe's, 50).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Photos tuned at once, each in its own thread with 1/N of torch's CPU threads.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per photo (its manifest line) on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--distributed", is_flag=True, help="Run as one rank of `torchrun` (automatic when WORLD_SIZE > 1).")
+def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: str | None, shared: bool,
+          steps: int | None, seed: int, weights: str | None, device: str, jobs: int, as_json: bool, quiet: bool,
+          distributed: bool) -> None:
+    """Tune every photo of files and folders (recursive) into OUTDIR, keeping the layout.
+
+    Each output gets a JSON sidecar and a line in OUTDIR/manifest.jsonl; running the same command
+    again resumes, skipping the finished photos. Reading the next photo and writing the last one
+    overlap tuning; --jobs N tunes N photos at once (on 2 cores, --jobs 2 keeps both busy with one
+    torch thread each); on a GPU photos are tuned 8 at a time in one scorer batch. Under
+    `torchrun --nproc-per-node M -m cli batch ...` every rank takes every M-th photo.
+    Exit status 1 when any photo failed.
+    """
+    import os
+
+    import torch
+    from tqdm import tqdm
+
+    from enhance import batch as b
+
+    chosen = _recipe(ops, recipe)
+    distributed = distributed or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank, world = 0, 1
+    if distributed:
+        rank, world, device = b.init_distributed(device)
+    scorer = _scorer(weights, device)
+    dev = next(scorer.parameters()).device
+    torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
+    try:
+        planned, missing = b.plan(inputs, outdir)
+    except b.BatchError as exc:
+        _fail(str(exc))
+    for path in missing if rank == 0 else []:
+        click.echo(f"enhance: {path}: no such file or folder", err=True)
+    mine = b.shard(planned, rank, world)
+    if rank == 0:
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+        b.clean_stale(outdir)
+    if distributed:
+        torch.distributed.barrier()
+    show = rank == 0 and not quiet
+    steps_n, strength = steps or chosen.steps, chosen.strength
+    if shared:
+        with tqdm(total=steps_n, desc="fit", unit="step", disable=not show, leave=False, file=sys.stderr) as bar:
+            try:
+                chosen, fit = b.shared_fit(outdir, planned, mine, chosen, scorer, steps=steps_n, seed=seed,
+                                           distributed=distributed, on_step=lambda i, s: bar.update())
+            except ValueError as exc:
+                _fail(str(exc))
+        if fit is not None and rank == 0:
+            click.echo(f"fit on {fit.images} images: mean score {fit.before:.3f} -> {fit.after:.3f}"
+                       + (" (no gain: identity kept)" if fit.kept_input else ""), err=as_json)
+    recipe_sha = b.recipe_sha256(chosen, steps_n, seed, strength, "shared" if shared else "tune")
+    skip = b.finished(mine, outdir, recipe_sha, scorer.weights_sha256)
+    manifest = b.Manifest(Path(outdir) / b.manifest_name(rank if distributed else None))
+    records = []
+    for job in mine:
+        if job.rel in skip:
+            records.append({**skip[job.rel], "path": str(job.src), "status": "skipped"})
+            manifest.append(records[-1])
+            if as_json:
+                click.echo(json.dumps(records[-1]))
+    values = [dict(st.start) for st in chosen.stages] if shared else None
+    tuner = b.tuner_for(chosen, scorer, steps=steps_n, seed=seed, strength=strength, values=values)
+    todo = [j for j in mine if j.rel not in skip]
+    with tqdm(total=len(mine), initial=len(records), unit="img", disable=not show, file=sys.stderr) as bar:
+        for record in b.run(todo, outdir, tuner, manifest, scorer=scorer, recipe=chosen, recipe_sha=recipe_sha,
+                            workers=jobs, group=b.GPU_GROUP if dev.type == "cuda" and not shared else 1):
+            records.append(record)
+            bar.update()
+            if record["status"] == "failed":
+                bar.write(f"enhance: {record['error']}", file=sys.stderr)
+            if as_json:
+                click.echo(json.dumps(record))
+    s = b.summary(records)
+    totals = dict(zip(s, b.all_sum(list(s.values()), dev, distributed)))
+    if rank == 0:
+        line = f"batch: {totals['done']:.0f} done, {totals['failed']:.0f} failed, {totals['skipped']:.0f} skipped"
+        if totals["scored"]:
+            line += (f"; mean score {totals['before'] / totals['scored']:.3f} -> "
+                     f"{totals['after'] / totals['scored']:.3f}, {totals['worse']:.0f} worse")
+        click.echo(line, err=as_json)
+    if distributed:
+        torch.distributed.destroy_process_group()
+    if totals["failed"] or missing:
         sys.exit(1)
 
 

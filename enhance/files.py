@@ -16,7 +16,7 @@ import torch
 
 from enhance.io import read, write, write_json
 from enhance.recipe import Recipe
-from enhance.tune import check_hdr, display, params_from_values, render, tune
+from enhance.tune import check_hdr, display, hdr_scale, params_from_values, render, tune
 from nima import Scorer
 
 
@@ -79,7 +79,8 @@ def tune_file(
 
 def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, force: bool = False) -> dict[str, Any]:
     """Re-apply the operators and parameters recorded in a sidecar to ``src`` (any size of the
-    same photo) without tuning; returns the operators applied."""
+    same photo) without tuning; returns the operators applied. HDR input is first multiplied by the
+    recorded ``hdr_scale`` (by :func:`hdr_scale` of ``src`` when the record has none)."""
     import json
 
     check_output(src, out, force)
@@ -95,12 +96,17 @@ def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, for
             if spec.name not in v or not spec.lo <= float(v[spec.name]) <= spec.hi:
                 raise ValueError(f"{params_file}: {stage.op.name}.{spec.name} missing or outside "
                                  f"[{spec.lo}, {spec.hi}]")
+    scale = record.get("hdr_scale")
+    if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < float("inf")):
+        raise ValueError(f"{params_file}: hdr_scale must be a positive number, got {scale!r}")
     photo = read(src)
+    image = photo.image
     if photo.linear:
         check_hdr(recipe)
+        image = image * (hdr_scale(image) if scale is None else float(scale))
     if record.get("kept_input", False):
-        image = display(photo.image) if photo.linear else photo.image
+        image = display(image) if photo.linear else image
     else:
-        image = render(photo.image, recipe, params_from_values(recipe, values), linear=photo.linear).clamp_(0, 1)
+        image = render(image, recipe, params_from_values(recipe, values), linear=photo.linear).clamp_(0, 1)
     write(out, image, like=photo)
     return {"input": str(src), "output": str(out), "ops": record["ops"]}

@@ -65,6 +65,18 @@ def check_hdr(recipe: Recipe) -> None:
                         f"not {recipe.stages[0].op.name!r}")
 
 
+def hdr_scale(radiance: torch.Tensor) -> float:
+    """The gain that brings the log-average (geometric mean) luminance of linear ``radiance``
+    (B,3,H,W) to middle grey 0.18, Reinhard's key; pixels of zero luminance are left out (1.0 if
+    all are). The tuner multiplies HDR input by it once, on the full image, and records it, so that
+    tone-mapping operators stay pointwise or local and tiles render alike."""
+    from enhance.ops.color import luminance
+
+    y = luminance(radiance.clamp_min(0)).flatten().double()
+    y = y[y > 0]
+    return float(0.18 / torch.exp2(torch.log2(y).mean())) if y.numel() else 1.0
+
+
 def display(radiance: torch.Tensor) -> torch.Tensor:
     """The plain display encoding of linear radiance: clip to [0,1], then sRGB."""
     from enhance.ops.color import linear_to_srgb
@@ -186,6 +198,7 @@ class TuneResult:
     note: str
     history: list[float]
     seconds: dict[str, float] = field(default_factory=dict)
+    hdr_scale: float | None = None      # HDR input: the gain applied to the radiance first (hdr_scale())
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,10 +240,21 @@ def _check_finite(t: torch.Tensor, what: str) -> None:
         raise TuneError(f"non-finite values in {what} during tuning")
 
 
+def as_recipe(recipe: Recipe | str | Sequence[str]) -> Recipe:
+    """A Recipe as is; a string names a shipped recipe or a TOML file; a list names operators."""
+    from enhance.recipe import load_recipe
+
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, str):
+        return load_recipe(recipe)
+    return Recipe.from_ops(list(recipe))
+
+
 def tune(
     image: torch.Tensor,
-    recipe: Recipe,
-    scorer: Scorer,
+    recipe: Recipe | str | Sequence[str],
+    scorer: Scorer | None = None,
     *,
     steps: int | None = None,
     strength: float | None = None,
@@ -245,17 +269,33 @@ def tune(
     """Tune ``recipe`` on a (1,3,H,W) sRGB image in [0,1] and render the full-resolution result.
 
     With ``linear``, the image is scene-referred radiance (>= 0, may exceed 1), the first stage
-    must be an HDR tone-mapping operator, and "the input" in scores and in the fallback is its
-    plain display encoding (:func:`display`).
+    must be an HDR tone-mapping operator, the radiance is first multiplied by :func:`hdr_scale`
+    (recorded as ``hdr_scale``), and "the input" in scores and in the fallback is the plain display
+    encoding (:func:`display`) of the scaled radiance.
 
-    Returns the output (1,3,H,W) in [0,1] on the image's device and a :class:`TuneResult`.
-    ``optimizer`` is ``"adam"`` (gradients) or ``"nelder-mead"`` (scipy, derivative-free).
-    Deterministic for a given ``seed``.
+    ``recipe`` is a Recipe, a shipped recipe's name or TOML path, or a list of operator names;
+    ``scorer`` defaults to the shipped weights on the image's device. Returns the output
+    (1,3,H,W) in [0,1] on the image's device and a :class:`TuneResult` (parameters in human
+    units, scores before and after, steps, timings). ``optimizer`` is ``"adam"`` (gradients) or
+    ``"nelder-mead"`` (scipy, derivative-free). Deterministic for a given ``seed``.
+
+    >>> image = torch.rand(1, 3, 64, 96) * 0.5          # a dim photo
+    >>> out, result = tune(image, ["exposure"], steps=3)
+    >>> out.shape, result.ops[0]["name"]
+    (torch.Size([1, 3, 64, 96]), 'exposure')
     """
     if image.dim() != 4 or image.shape[:2] != (1, 3):
         raise ValueError(f"expected a (1,3,H,W) image, got {tuple(image.shape)}")
+    recipe = as_recipe(recipe)
+    if scorer is None:
+        from nima import load_scorer
+
+        scorer = load_scorer(device=image.device)
+    scale = None
     if linear:
         check_hdr(recipe)
+        scale = hdr_scale(image)
+        image = image * scale
     torch.manual_seed(seed)
     steps = recipe.steps if steps is None else steps
     strength = recipe.strength if strength is None else strength
@@ -334,7 +374,7 @@ def tune(
         after={"proxy": Opinion.of(best_dist), "full": after_full},
         steps=steps_done, evaluations=evaluations, optimizer=optimizer, seed=seed, kept_input=kept,
         note=note, history=[round(h, 5) for h in history],
-        seconds={"tune": round(t_tune, 3), "render": round(t_render, 3)},
+        seconds={"tune": round(t_tune, 3), "render": round(t_render, 3)}, hdr_scale=scale,
     )
     return (plain.clone() if kept else output), result
 

@@ -1,0 +1,411 @@
+"""Files and folders in, a folder out: layout kept, a manifest that makes runs resumable, decoding
+and encoding overlapped with tuning, and sharding across torch.distributed ranks.
+
+Layout: a file named directly goes to ``OUTDIR/<name>``; the images found (recursively) in a
+folder keep their path relative to that folder. Each output gets the sidecar ``enhance tune``
+writes (``<output>.json``) and then one line in the manifest, ``OUTDIR/manifest.jsonl`` (one
+``manifest.rank<R>.jsonl`` per rank when distributed): input path, status (done, failed, skipped),
+error, full-render mean scores before and after, parameters, seconds, and the hashes that decide
+resuming.
+
+Resuming: a photo is finished, and ``skipped``, when a ``done`` line of any manifest part has the
+same input sha256, recipe sha256 (the recipe's TOML text, steps, seed, strength and mode) and
+weights sha256, and its output still has the recorded sha256. Images and sidecars are written
+atomically before their manifest line, which is flushed and fsynced: a kill loses at most the photos
+in flight; its temp files are removed at the next start and a torn last line is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+
+from enhance.files import file_sha256, package_version, sidecar_path
+from enhance.fit import SharedFit, apply_values, fit_shared, tune_batch
+from enhance.io import ImageError, Photo, atomic_path, read, write, write_json
+from enhance.rank import find_images
+from enhance.recipe import Recipe, load_recipe
+from enhance.tune import TuneResult, tune
+from nima import Scorer
+
+MANIFEST = "manifest.jsonl"
+FITTED = "fitted.toml"
+GPU_GROUP = 8  # photos tuned together on a GPU (one scorer batch of 3 views each)
+_STALE = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # what io.atomic_path leaves behind when killed
+
+Tuner = Callable[[list[Photo]], list[tuple[torch.Tensor, TuneResult]]]
+
+
+class BatchError(ValueError):
+    """A batch that cannot run as asked (output folder inside an input folder, clashing names)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and its output path relative to the output folder (POSIX separators)."""
+
+    src: Path
+    rel: str
+
+
+# --- planning -------------------------------------------------------------------------------------
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def plan(inputs: Iterable[str | Path], outdir: str | Path) -> tuple[list[Job], list[Path]]:
+    """Jobs sorted by output path, and the inputs that do not exist. BatchError when the output
+    folder is, or lies inside, an input folder, or when two inputs would share an output."""
+    out = Path(outdir).resolve()
+    jobs: dict[str, Job] = {}
+    missing: list[Path] = []
+    for entry in map(Path, inputs):
+        files, gone = find_images([entry])
+        missing += gone
+        if entry.is_dir():
+            if _inside(out, entry.resolve()):
+                raise BatchError(f"{outdir}: the output folder lies inside the input folder {entry}")
+            pairs = [(f, f.relative_to(entry).as_posix()) for f in files]
+        else:
+            pairs = [(f, f.name) for f in files]
+        for src, rel in pairs:
+            if rel in jobs:
+                raise BatchError(f"{src} and {jobs[rel].src} would both be written to {rel}")
+            jobs[rel] = Job(src, rel)
+    return [jobs[k] for k in sorted(jobs)], missing
+
+
+def shard(jobs: Sequence[Job], rank: int, world: int) -> list[Job]:
+    """This rank's share of the (sorted) jobs: every ``world``-th one from ``rank``."""
+    return [j for i, j in enumerate(jobs) if i % world == rank]
+
+
+def target(outdir: str | Path, rel: str) -> Path:
+    """``outdir/rel`` with its folders created; BatchError when it would resolve outside
+    ``outdir`` (``..`` in the name, a symlinked folder or file pointing elsewhere)."""
+    root = Path(outdir).resolve()
+    path = Path(outdir) / rel
+    if not _inside(path.resolve(), root):
+        raise BatchError(f"{path}: the output would leave {outdir}; refused")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not _inside(path.resolve(), root):  # a link created meanwhile
+        raise BatchError(f"{path}: the output would leave {outdir}; refused")
+    return path
+
+
+def clean_stale(outdir: str | Path) -> list[Path]:
+    """Remove the temp files a killed run left under ``outdir`` (``.<name>.<8 hex>.tmp``);
+    returns them. Symlinked folders are not followed."""
+    gone = [p for p in Path(outdir).rglob(".*.tmp") if _STALE.fullmatch(p.name) and p.is_file() and not p.is_symlink()]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone
+
+
+def recipe_sha256(recipe: Recipe, steps: int, seed: int, strength: float, mode: str) -> str:
+    """What decides whether a finished output is still valid: the recipe's TOML text (operators,
+    bounds, start values), steps, seed, strength and mode ("tune" or "shared")."""
+    text = f"{recipe.to_toml()}\nsteps={steps}\nseed={seed}\nstrength={strength!r}\nmode={mode}\n"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- the manifest -------------------------------------------------------------------------------
+
+
+def manifest_name(rank: int | None) -> str:
+    """``manifest.jsonl``, or ``manifest.rank<R>.jsonl`` for one rank of a distributed run."""
+    return MANIFEST if rank is None else f"manifest.rank{rank}.jsonl"
+
+
+def read_manifest(outdir: str | Path) -> list[dict[str, Any]]:
+    """Every record of every manifest part under ``outdir``; lines that are not JSON objects
+    (a line torn by a kill) are ignored."""
+    records = []
+    for part in sorted(Path(outdir).glob("manifest*.jsonl")):
+        for line in part.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                records.append(rec)
+    return records
+
+
+class Manifest:
+    """Appends records to one manifest part, one JSON line each, flushed and fsynced."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with open(self.path, "ab+") as f:  # a torn last line: end it, so the next record starts clean
+            f.seek(0, os.SEEK_END)
+            if f.tell():
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+
+    def append(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def finished(jobs: Sequence[Job], outdir: str | Path, recipe_sha: str, weights_sha: str | None) -> dict[str, dict]:
+    """Output path -> its ``done`` record, for the jobs whose output is still valid (see the
+    module's docstring)."""
+    done: dict[str, list[dict]] = {}
+    for rec in read_manifest(outdir):
+        if (rec.get("status") == "done" and rec.get("recipe_sha256") == recipe_sha
+                and rec.get("weights_sha256") == weights_sha):
+            done.setdefault(rec.get("output", ""), []).append(rec)
+    found = {}
+    for job in jobs:
+        if job.rel not in done:
+            continue
+        out = Path(outdir) / job.rel
+        if not (out.is_file() and sidecar_path(out).is_file()):
+            continue
+        src_sha, out_sha = file_sha256(job.src), file_sha256(out)
+        for rec in done[job.rel]:
+            if rec.get("input_sha256") == src_sha and rec.get("output_sha256") == out_sha:
+                found[job.rel] = rec
+    return found
+
+
+# --- the pipeline ---------------------------------------------------------------------------------
+
+
+def tuner_for(recipe: Recipe, scorer: Scorer, *, steps: int, seed: int, strength: float,
+              values: Sequence[dict[str, float]] | None = None, note: str = "shared parameters") -> Tuner:
+    """photos -> (output, TuneResult) each: ``tune`` for one photo, ``tune_batch`` for several, or
+    with ``values`` (a shared fit) ``apply_values``."""
+    device = next(scorer.parameters()).device
+
+    def tune_photos(photos: list[Photo]) -> list[tuple[torch.Tensor, TuneResult]]:
+        if values is not None:
+            return [apply_values(p.image.to(device), recipe, values, scorer, linear=p.linear, seed=seed, note=note)
+                    for p in photos]
+        if len(photos) == 1:
+            return [tune(photos[0].image.to(device), recipe, scorer, steps=steps, strength=strength, seed=seed,
+                         linear=photos[0].linear)]
+        return tune_batch([p.image.to(device) for p in photos], recipe, scorer, steps=steps, strength=strength,
+                          seed=seed, linear=[p.linear for p in photos])
+
+    return tune_photos
+
+
+def _reason(job: Job, exc: Exception) -> str:
+    text = str(exc) if isinstance(exc, (ImageError, BatchError)) else f"{job.src}: {type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def run(
+    jobs: Sequence[Job],
+    outdir: str | Path,
+    tuner: Tuner,
+    manifest: Manifest,
+    *,
+    scorer: Scorer,
+    recipe: Recipe,
+    recipe_sha: str,
+    workers: int = 1,
+    group: int = 1,
+) -> Iterator[dict[str, Any]]:
+    """Process ``jobs`` and yield each one's manifest record, in order.
+
+    Three stages overlap: one thread reads (and hashes) the next photos, ``workers`` threads tune
+    ``group`` photos at a time with ``tuner``, one thread writes the outputs, sidecars and manifest
+    lines. A photo that cannot be read, tuned or written gets a ``failed`` record; a group that
+    fails is retried one photo at a time, so one bad photo never fails another.
+    """
+    units = [list(jobs[i: i + group]) for i in range(0, len(jobs), group)]
+    weights_sha = scorer.weights_sha256
+
+    def load(job: Job) -> tuple[Photo, str, float]:
+        t0 = time.perf_counter()
+        target(outdir, job.rel)
+        sha = file_sha256(job.src)
+        return read(job.src), sha, time.perf_counter() - t0
+
+    def fail(job: Job, reason: str) -> dict[str, Any]:
+        record = {"path": str(job.src), "output": job.rel, "status": "failed", "error": reason,
+                  "before": None, "after": None, "params": None, "seconds": None,
+                  "recipe_sha256": recipe_sha, "weights_sha256": weights_sha}
+        manifest.append(record)
+        return record
+
+    def save(job: Job, photo: Photo, sha: str, t_read: float, output: torch.Tensor, result: TuneResult) -> dict:
+        try:
+            path = target(outdir, job.rel)
+            t0 = time.perf_counter()
+            write(path, output.cpu(), like=photo)
+            seconds = {"read": round(t_read, 3), **result.seconds, "write": round(time.perf_counter() - t0, 3)}
+            write_json(sidecar_path(path), {
+                "input": str(job.src), "input_sha256": sha, "output": str(path), "recipe": recipe.name,
+                **result.as_dict(), "weights": scorer.weights, "weights_sha256": weights_sha,
+                "version": package_version(), "seconds": seconds})
+            out_sha = file_sha256(path)
+        except Exception as exc:  # noqa: BLE001 - one bad photo never stops the batch
+            return fail(job, _reason(job, exc))
+        before = result.before["full"].mean
+        record = {"path": str(job.src), "output": job.rel, "status": "done", "error": None,
+                  "before": round(before, 5),
+                  "after": round(before if result.kept_input else result.after["full"].mean, 5),
+                  "kept_input": result.kept_input, "params": result.ops, "seconds": seconds,
+                  "input_sha256": sha, "output_sha256": out_sha, "recipe_sha256": recipe_sha,
+                  "weights_sha256": weights_sha}
+        manifest.append(record)
+        return record
+
+    def alone(photo: Photo) -> tuple[torch.Tensor, TuneResult] | Exception:
+        try:
+            return tuner([photo])[0]
+        except Exception as exc:  # noqa: BLE001
+            return exc
+
+    with ThreadPoolExecutor(1, "read") as reader, ThreadPoolExecutor(workers, "tune") as tuners, \
+            ThreadPoolExecutor(1, "write") as writer:
+
+        def tune_unit(unit: list[Job], reads: list[Future]) -> list[Future]:
+            out: dict[int, Future] = {}
+            loaded = []
+            for k, (job, fut) in enumerate(zip(unit, reads)):
+                try:
+                    loaded.append((k, job, *fut.result()))
+                except Exception as exc:  # noqa: BLE001
+                    out[k] = writer.submit(fail, job, _reason(job, exc))
+            photos = [photo for _, _, photo, _, _ in loaded]
+            results: list[Any]
+            try:
+                results = tuner(photos) if photos else []
+            except Exception as exc:  # noqa: BLE001 - retry alone, so that the error lands on its photo
+                results = [alone(p) for p in photos] if len(photos) > 1 else [exc]
+            for (k, job, photo, sha, t_read), res in zip(loaded, results):
+                if isinstance(res, Exception):
+                    out[k] = writer.submit(fail, job, _reason(job, res))
+                else:
+                    out[k] = writer.submit(save, job, photo, sha, t_read, *res)
+            return [out[k] for k in sorted(out)]
+
+        pending: deque[Future] = deque()
+        todo = iter(units)
+
+        def submit_next() -> None:
+            unit = next(todo, None)
+            if unit is not None:
+                pending.append(tuners.submit(tune_unit, unit, [reader.submit(load, j) for j in unit]))
+
+        for _ in range(workers + 1):
+            submit_next()
+        while pending:
+            for done in pending.popleft().result():
+                yield done.result()
+            submit_next()
+
+
+def summary(records: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Counts of done, failed and skipped records, and over the done and skipped ones the number
+    scored, the sums of their mean scores before and after, and how many got worse."""
+    s = dict.fromkeys(("done", "failed", "skipped", "scored", "before", "after", "worse"), 0.0)
+    for rec in records:
+        s[rec["status"]] += 1
+        if rec["status"] != "failed":
+            s["scored"] += 1
+            s["before"] += rec["before"]
+            s["after"] += rec["after"]
+            s["worse"] += rec["after"] < rec["before"]
+    return s
+
+
+# --- the shared fit's file -----------------------------------------------------------------------
+
+
+def fit_key(recipe_sha: str, weights_sha: str | None, input_shas: Iterable[str], batch_size: int) -> str:
+    """What decides whether ``fitted.toml`` can be reused: the run's recipe sha256, the weights,
+    the inputs' contents and the mini-batch size."""
+    text = "\n".join([recipe_sha, str(weights_sha), str(batch_size), *sorted(input_shas)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_fit(outdir: str | Path, key: str) -> Recipe | None:
+    """The recipe in ``outdir/fitted.toml`` when it was fitted under ``key``, else None."""
+    path = Path(outdir) / FITTED
+    if not path.is_file() or not path.read_text(encoding="utf-8").startswith(f"# fit {key}\n"):
+        return None
+    return load_recipe(path)
+
+
+def save_fit(outdir: str | Path, fitted: Recipe, key: str, images: int) -> Path:
+    """Write ``fitted.toml`` atomically: the fitted recipe, loadable with ``--recipe``."""
+    path = Path(outdir) / FITTED
+    with atomic_path(path) as tmp:
+        tmp.write_text(f"# fit {key}\n# shared parameters fitted on {images} images by `enhance batch --shared`\n"
+                       + fitted.to_toml(), encoding="utf-8")
+    return path
+
+
+def shared_fit(
+    outdir: str | Path, planned: Sequence[Job], mine: Sequence[Job], recipe: Recipe, scorer: Scorer, *,
+    steps: int, seed: int, batch_size: int = 8, distributed: bool = False,
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[Recipe, SharedFit | None]:
+    """The recipe holding a run's shared fit, and the fit (None when reused): ``fitted.toml``
+    when it was fitted on the same inputs (``planned``), recipe, settings and weights, else a new
+    fit on the readable photos of this rank's ``mine``, saved by rank 0."""
+    key = fit_key(recipe_sha256(recipe, steps, seed, recipe.strength, "fit"), scorer.weights_sha256,
+                  [file_sha256(j.src) for j in planned], batch_size)
+    reused = load_fit(outdir, key)
+    if reused is not None:
+        return reused, None
+
+    def photos() -> Iterator[Photo]:
+        for job in mine:
+            try:
+                yield read(job.src)
+            except ImageError:
+                continue  # it is recorded as failed when the fit is applied
+
+    fit = fit_shared(photos(), recipe, scorer, steps=steps, batch_size=batch_size, seed=seed,
+                     distributed=distributed, on_step=on_step)
+    fitted = fit.recipe(recipe)
+    if not distributed or torch.distributed.get_rank() == 0:
+        save_fit(outdir, fitted, key, fit.images)
+    return fitted, fit
+
+
+# --- torch.distributed ---------------------------------------------------------------------------
+
+
+def init_distributed(device: str) -> tuple[int, int, str]:
+    """Join the process group torchrun set up (gloo on the CPU, NCCL on GPUs): (rank, world size,
+    this rank's device)."""
+    import torch.distributed as dist
+
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def all_sum(values: Sequence[float], device: torch.device | str, distributed: bool) -> list[float]:
+    """``values`` summed over all ranks (as they are when not distributed)."""
+    t = torch.tensor(list(values), dtype=torch.float64, device=device)
+    if distributed:
+        torch.distributed.all_reduce(t)
+    return t.tolist()

@@ -1,0 +1,338 @@
+"""Tuning many photos at once.
+
+``tune_batch`` tunes a few photos together, each with its own parameters, so that the scorer sees
+all their views in one batch (what a GPU wants); it follows :func:`enhance.tune.tune` step for
+step, per photo (own views, best-so-far, early stopping, kept-input check).
+
+``fit_shared`` fits ONE parameter set to a whole set of photos, maximising their mean score, the
+way a camera pipeline or a denoiser's strength is set once for a shoot; ``apply_values`` then
+renders any photo with those values. Across torch.distributed ranks the gradients are averaged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from enhance.io import Photo, read
+from enhance.recipe import Recipe
+from enhance.tune import (
+    Opinion, Params, TuneResult, Views, _check_finite, _unconstrained, apply_pipeline, bounded,
+    check_hdr, display, hdr_scale, identity_pull, params_from_values, render,
+)
+from nima import Scorer, mean_score
+
+U = list[dict[str, torch.Tensor]]  # unconstrained parameters, one dict per stage
+
+
+def _pipeline(recipe: Recipe, params: Params, linear: bool) -> Callable[[torch.Tensor, int | None], torch.Tensor]:
+    return lambda image, ref: apply_pipeline(image, recipe, params, ref, linear)
+
+
+@torch.no_grad()
+def _finish(
+    image: torch.Tensor, recipe: Recipe, scorer: Scorer, params: Params, linear: bool, crops: int, seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, Opinion, Opinion, float]:
+    """The full-resolution render scored as in ``tune``: (output, the input as displayed, opinion
+    before, opinion after, seconds)."""
+    t0 = time.perf_counter()
+    size = scorer.input_size
+    output = render(image, recipe, params, linear=linear).clamp_(0, 1)
+    _check_finite(output, "the rendered image")
+    plain = display(image) if linear else image
+    before = Opinion.of(scorer(Views.of(plain, recipe, crops, size, seed).render(size)))
+    after = Opinion.of(scorer(Views.of(output, recipe, crops, size, seed).render(size)))
+    return output, plain, before, after, time.perf_counter() - t0
+
+
+def _ops(recipe: Recipe, params: Params) -> list[dict]:
+    return [{"name": st.op.name, "params": {k: round(float(v), 6) for k, v in p.items()}}
+            for st, p in zip(recipe.stages, params)]
+
+
+# --- several photos, each its own parameters ------------------------------------------------------
+
+
+def tune_batch(
+    images: Sequence[torch.Tensor],
+    recipe: Recipe,
+    scorer: Scorer,
+    *,
+    steps: int | None = None,
+    strength: float | None = None,
+    seed: int = 0,
+    lr: float = 0.15,
+    crops: int = 2,
+    patience: int = 12,
+    linear: Sequence[bool] | None = None,
+) -> list[tuple[torch.Tensor, TuneResult]]:
+    """Tune each (1,3,H,W) image of ``images`` (sizes may differ) like ``tune(image, ...)`` with
+    Adam, but with one scorer call per step on the views of all images still improving.
+
+    Every image has its own parameters, views, best-so-far and early stop; images that stopped
+    leave the batch; HDR radiance is first scaled by its ``hdr_scale``, as in ``tune``. Returns one
+    (output (1,3,H,W) in [0,1], TuneResult) per image, in order; ``seconds["tune"]`` is the shared
+    tuning time divided by the number of images.
+    """
+    n = len(images)
+    flags = [False] * n if linear is None else list(linear)
+    for im in images:
+        if im.dim() != 4 or im.shape[:2] != (1, 3):
+            raise ValueError(f"expected (1,3,H,W) images, got {tuple(im.shape)}")
+    if any(flags):
+        check_hdr(recipe)
+    scales = [hdr_scale(im) if lin else None for im, lin in zip(images, flags)]
+    images = [im if sc is None else im * sc for im, sc in zip(images, scales)]
+    steps = recipe.steps if steps is None else steps
+    strength = recipe.strength if strength is None else strength
+    size = scorer.input_size
+    t0 = time.perf_counter()
+    views = [Views.of(im, recipe, crops, size, seed) for im in images]
+
+    def objective(idx: list[int], u: list[U]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        params = [bounded(recipe, u[i]) for i in idx]
+        shots = [views[i].render(size, _pipeline(recipe, p, flags[i])) for i, p in zip(idx, params)]
+        dists = list(scorer(torch.cat(shots)).split([s.shape[0] for s in shots]))
+        objs = [mean_score(d).mean() - strength * identity_pull(recipe, p).sum() for d, p in zip(dists, params)]
+        return objs, dists
+
+    u0 = [_unconstrained(recipe, 1, im.device) for im in images]
+    everyone = list(range(n))
+    with torch.no_grad():
+        objs0, dists0 = objective(everyone, u0)
+        plain = [display(im) if lin else None for im, lin in zip(images, flags)]
+        before_proxy = [Opinion.of(scorer(Views.of(p, recipe, crops, size, seed).render(size))) if p is not None
+                        else Opinion.of(d) for p, d in zip(plain, dists0)]
+    for o in objs0:
+        _check_finite(o, "the score")
+    best_u, best_obj, best_dist = list(u0), [float(o) for o in objs0], list(dists0)
+    history = [[float(mean_score(d).mean())] for d in dists0]
+    evaluations, steps_done, since_best = [1] * n, [0] * n, [0] * n
+
+    live = [[{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in ui] for ui in u0]
+    opt = torch.optim.Adam([t for ui in live for d in ui for t in d.values()], lr=lr)
+    active = everyone
+    for step in range(1, steps + 1):
+        if not active:
+            break
+        opt.zero_grad(set_to_none=True)
+        objs, dists = objective(active, live)
+        for o in objs:
+            _check_finite(o, "the score")
+        (-torch.stack(objs).sum()).backward()
+        stopped = []
+        for i, obj, dist in zip(active, objs, dists):
+            for t in (t for d in live[i] for t in d.values()):
+                _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
+            evaluations[i] += 1
+            steps_done[i] = step
+            history[i].append(float(mean_score(dist.detach()).mean()))
+            if float(obj.detach()) > best_obj[i] + 1e-4:
+                best_obj[i], best_dist[i], since_best[i] = float(obj.detach()), dist.detach(), 0
+                best_u[i] = [{k: v.detach().clone() for k, v in d.items()} for d in live[i]]
+            else:
+                since_best[i] += 1
+            if since_best[i] >= patience:
+                stopped.append(i)
+                for d in live[i]:
+                    for t in d.values():
+                        t.grad = None  # Adam leaves parameters without a gradient alone
+        active = [i for i in active if i not in stopped]
+        opt.step()
+    t_tune = (time.perf_counter() - t0) / max(n, 1)
+
+    results = []
+    for i, im in enumerate(images):
+        best = bounded(recipe, best_u[i])
+        output, plain_i, before_full, after_full, t_render = _finish(im, recipe, scorer, best, flags[i], crops, seed)
+        kept = after_full.mean <= before_full.mean
+        note = ("the tuned result did not score above the input on the full render; the input is returned unchanged"
+                if kept else "improved")
+        results.append((plain_i.clone() if kept else output, TuneResult(
+            ops=_ops(recipe, best),
+            before={"proxy": before_proxy[i], "full": before_full},
+            after={"proxy": Opinion.of(best_dist[i]), "full": after_full},
+            steps=steps_done[i], evaluations=evaluations[i], optimizer="adam", seed=seed, kept_input=kept,
+            note=note, history=[round(h, 5) for h in history[i]],
+            seconds={"tune": round(t_tune, 3), "render": round(t_render, 3)}, hdr_scale=scales[i],
+        )))
+    return results
+
+
+# --- one parameter set for a whole set of photos -------------------------------------------------
+
+
+@dataclass
+class SharedFit:
+    """One parameter set fitted to a set of photos.
+
+    ``values``: one dict per stage, human units. ``before`` / ``after``: mean predicted score
+    (1..10) over the set's tuning views, of the photos as they are and with ``values``.
+    ``kept_input``: the fit did not beat the photos as they are, so ``values`` are the identity.
+    """
+
+    values: list[dict[str, float]]
+    before: float
+    after: float
+    kept_input: bool
+    images: int
+    steps: int
+    history: list[float]
+
+    def recipe(self, recipe: Recipe) -> Recipe:
+        """``recipe`` starting from the fitted values (what ``fitted.toml`` holds)."""
+        return recipe.with_values(self.values)
+
+
+def _all_sum(t: torch.Tensor, distributed: bool) -> torch.Tensor:
+    if distributed:
+        torch.distributed.all_reduce(t)
+    return t
+
+
+def fit_shared(
+    images: Iterable[torch.Tensor | Photo | str | Path],
+    recipe: Recipe,
+    scorer: Scorer,
+    *,
+    steps: int | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
+    strength: float | None = None,
+    lr: float = 0.15,
+    crops: int = 2,
+    distributed: bool = False,
+    on_step: Callable[[int, float], None] | None = None,
+) -> SharedFit:
+    """Fit one parameter set maximising the mean score over ``images``: (1,3,H,W) sRGB tensors in
+    [0,1], decoded photos, or paths (read with ``enhance.io.read``); HDR photos are tuned as radiance.
+
+    Each photo becomes its tuning views at once (about 3 MB each at the default proxy), then Adam
+    runs ``steps`` steps on mini-batches of ``batch_size`` photos (reshuffled every pass, seeded):
+    minus the mean score plus ``strength`` times the pull toward identity. With ``distributed``,
+    every rank passes its own photos and the score gradients are averaged over all ranks' photos
+    (``torch.distributed.all_reduce``), so all ranks take the same steps and return the same fit.
+    Finally the values of the last step and of the best step (by its mini-batch objective) are
+    scored on the whole set and the better kept; if it does not beat the photos as they are, the
+    identity (clamped to the recipe's bounds) is returned instead. HDR radiance is scaled
+    by its own ``hdr_scale`` first, as in ``tune``.
+    """
+    steps = recipe.steps if steps is None else steps
+    strength = recipe.strength if strength is None else strength
+    device = next(scorer.parameters()).device
+    size = scorer.input_size
+    rank = torch.distributed.get_rank() if distributed else 0
+    items: list[tuple[Views, bool]] = []
+    plain_sum = torch.zeros((), dtype=torch.float64, device=device)
+    with torch.no_grad():
+        for item in images:
+            if isinstance(item, torch.Tensor):
+                image, lin = item.to(device), False
+            else:
+                photo = item if isinstance(item, Photo) else read(item)
+                image, lin = photo.image.to(device), photo.linear
+            if lin:
+                check_hdr(recipe)
+                image = image * hdr_scale(image)
+            items.append((Views.of(image, recipe, crops, size, seed), lin))
+            plain = display(image) if lin else image
+            plain_sum += float(scorer.mean(Views.of(plain, recipe, crops, size, seed).render(size)).mean())
+    totals = _all_sum(torch.tensor([float(len(items)), float(plain_sum)], dtype=torch.float64, device=device),
+                      distributed)
+    count = int(totals[0])
+    if count == 0:
+        raise ValueError("no images to fit")
+    before = float(totals[1]) / count
+
+    def scores(batch: list[tuple[Views, bool]], params: Params) -> torch.Tensor:
+        """(len(batch),) mean score per photo over its views, one scorer call."""
+        shots = [v.render(size, _pipeline(recipe, params, lin)) for v, lin in batch]
+        per_view = mean_score(scorer(torch.cat(shots)))
+        return torch.stack([s.mean() for s in per_view.split([s.shape[0] for s in shots])])
+
+    @torch.no_grad()
+    def values_of(u: U) -> list[dict[str, float]]:
+        return [{k: float(v) for k, v in p.items()} for p in bounded(recipe, u)]
+
+    def set_score(values: list[dict[str, float]]) -> float:
+        """Mean score over every rank's photos with ``values``."""
+        params = params_from_values(recipe, values, device)
+        with torch.no_grad():
+            got = sum((float(scores(items[i: i + batch_size], params).sum()) for i in range(0, len(items), batch_size)),
+                      0.0)
+        return float(_all_sum(torch.tensor(got, dtype=torch.float64, device=device), distributed)) / count
+
+    def pull(values: list[dict[str, float]]) -> float:
+        return strength * float(identity_pull(recipe, params_from_values(recipe, values)).sum())
+
+    u = [{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in _unconstrained(recipe, 1, device)]
+    leaves = [t for d in u for t in d.values()]
+    opt = torch.optim.Adam(leaves, lr=lr)
+    gen = np.random.default_rng([seed, rank])
+    order: list[int] = []
+    history: list[float] = []
+    best, best_obj = values_of(u), -math.inf
+    for step in range(1, steps + 1):
+        if len(order) < min(batch_size, len(items)):
+            order += gen.permutation(len(items)).tolist()
+        batch, order = [items[i] for i in order[:batch_size]], order[batch_size:]
+        opt.zero_grad(set_to_none=True)
+        params = bounded(recipe, u)
+        total = scores(batch, params).sum() if batch else torch.zeros((), device=device)
+        _check_finite(total, "the score")
+        if batch:
+            (-total).backward()
+        grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in leaves]
+        tail = torch.tensor([float(len(batch)), float(total.detach())], device=device)
+        flat = _all_sum(torch.cat([g.reshape(-1) for g in grads] + [tail]), distributed)
+        seen = float(flat[-2])
+        for t, g in zip(leaves, flat[:-2].split([t.numel() for t in leaves])):
+            t.grad = (g / seen).reshape(t.shape)
+        penalty = strength * identity_pull(recipe, bounded(recipe, u)).sum()
+        penalty.backward()
+        for t in leaves:
+            _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
+        history.append(round(float(flat[-1]) / seen, 5))
+        obj = history[-1] - float(penalty.detach())
+        if obj > best_obj:
+            best, best_obj = values_of(u), obj
+        if on_step:
+            on_step(step, history[-1])
+        opt.step()
+
+    # The last step's values were never scored, and the best step's only on its mini-batch: judge
+    # both on the whole set, keep the better, and keep the photos unless it beats them.
+    judged = [(score - pull(v), score, v) for v in (best, values_of(u)) for score in [set_score(v)]]
+    _, after, fitted = max(judged, key=lambda j: j[0])
+    kept = after <= before + 1e-4  # batched and single scorer calls round differently
+    if kept:
+        fitted = [{s.name: min(max(s.identity, s.lo), s.hi) for s in st.specs} for st in recipe.stages]
+    return SharedFit(fitted, before, before if kept else after, kept, count, steps, history)
+
+
+def apply_values(
+    image: torch.Tensor, recipe: Recipe, values: Sequence[dict[str, float]], scorer: Scorer, *,
+    linear: bool = False, seed: int = 0, crops: int = 2, note: str = "shared parameters",
+) -> tuple[torch.Tensor, TuneResult]:
+    """Render (1,3,H,W) ``image`` at full resolution with fixed ``values`` and score it before and
+    after on the same views as ``tune``. Unlike ``tune`` the result is always the rendered image
+    (a shared fit is applied to every photo alike); ``kept_input`` is False. HDR radiance is scaled
+    by its ``hdr_scale`` first, as in ``tune``."""
+    scale = None
+    if linear:
+        check_hdr(recipe)
+        scale = hdr_scale(image)
+        image = image * scale
+    params = params_from_values(recipe, values, image.device)
+    output, _, before, after, seconds = _finish(image, recipe, scorer, params, linear, crops, seed)
+    return output, TuneResult(
+        ops=_ops(recipe, params), before={"full": before}, after={"full": after}, steps=0, evaluations=2,
+        optimizer="shared", seed=seed, kept_input=False, note=note, history=[],
+        seconds={"tune": 0.0, "render": round(seconds, 3)}, hdr_scale=scale,
+    )
