@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from nima.checkpoint import save_checkpoint
+from nima.checkpoint import load_checkpoint, save_checkpoint
 from nima.data import ImageRatings, Sample, open_dataset, split_groups
 from nima.data.synthetic import SyntheticRanking
 from nima.evaluate import evaluate_samples, pristine_first
@@ -41,13 +41,15 @@ class TrainConfig:
 
     ``datasets`` are ``"KIND:PATH"`` specs (ava, tid2013, clive, koniq, csv). ``pristine`` lists
     pristine photos (files or folders) for the ranking term; the last ``holdout_sources`` of them
-    (sorted by name) are kept out of training and used for validation.
+    (sorted by name) are kept out of training and used for validation. ``init`` starts from a
+    NIMA weights file instead of ImageNet features (use the same seed, hence the same split).
     """
 
     datasets: list[str]
     out: str = "nima.pt"
     backbone: str = "efficientnet_lite0"
     pretrained: bool | str = True
+    init: str | None = None
     epochs: int = 10
     batch_size: int = 16
     lr_backbone: float = 1e-4
@@ -178,7 +180,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
                         generator=generator, num_workers=config.workers, drop_last=len(rated) > config.batch_size)
     synth_iter: Iterator[Any] | None = None
 
-    model = NIMA(config.backbone, pretrained=config.pretrained).to(device)
+    if config.init:
+        model, _ = load_checkpoint(config.init)
+        if model.spec.name != config.backbone:
+            raise ValueError(f"{config.init}: backbone {model.spec.name!r}, not {config.backbone!r}")
+        model = model.to(device)
+    else:
+        model = NIMA(config.backbone, pretrained=config.pretrained).to(device)
     freeze(model, config.frozen_blocks)
     head = list(model.head.parameters())
     body = [p for p in model.features.parameters() if p.requires_grad]

@@ -95,14 +95,19 @@ def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_cli_preset_with_overrides_runs_on_a_tiny_configuration(tmp_path: Path) -> None:
     data, pristine = _tiny_dataset(tmp_path / "data")
-    out = tmp_path / "preset.pt"
-    result = CliRunner().invoke(cli.main, [
-        "train", "--preset", "default", "--dataset", data, "--pristine", pristine, "--epochs", "1",
-        "--batch-size", "4", "--no-pretrained", "--out", str(out),
+    stage1, out = tmp_path / "stage1.pt", tmp_path / "preset.pt"
+    runner = CliRunner()
+    first = runner.invoke(cli.main, ["train", "--preset", "mos-only", "--dataset", data, "--epochs", "1",
+                                     "--batch-size", "4", "--no-pretrained", "--out", str(stage1)])
+    assert first.exit_code == 0, first.output
+    result = runner.invoke(cli.main, [
+        "train", "--preset", "default", "--init", str(stage1), "--dataset", data, "--pristine", pristine,
+        "--epochs", "1", "--batch-size", "4", "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
     _, meta = load_checkpoint(out)
     assert meta["config"]["frozen_blocks"] == 3 and meta["datasets"] == [data]
+    assert meta["config"]["init"] == str(stage1) and meta["config"]["rank_weight"] == 0.5
 
 
 def test_two_process_training_with_torchrun(tmp_path: Path) -> None:
