@@ -88,7 +88,8 @@ def main() -> None:
         "human_on_1_10": {"min": float(human.min()), "p5": float(np.percentile(human, 5)),
                           "p95": float(np.percentile(human, 95)), "max": float(human.max()), "std": float(human.std())},
     }
-    sources = heldout_sources(meta)
+    # A scorer trained without the ranking term is measured on the shipped weights' held-out sources.
+    sources = heldout_sources(meta if meta.get("pristine_holdout") else load_scorer().meta)
     figures["pristine_first"] = pristine_first(scorer.model, [str(s) for s in sources], device)
     figures["axes"] = axis_peaks(scorer, sources)
 
