@@ -131,12 +131,12 @@ def train(preset: str | None, no_pretrained: bool, **options: Any) -> None:
 
 
 def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
-    from enhance.recipe import Recipe, load_recipe
+    from enhance.tune import as_recipe
 
     if bool(ops) == bool(recipe):
         _fail("give either --op NAME (repeatable) or --recipe NAME|FILE")
     try:
-        return load_recipe(recipe) if recipe else Recipe.from_ops(list(ops))
+        return as_recipe(recipe or list(ops))
     except ValueError as exc:
         _fail(str(exc))
 

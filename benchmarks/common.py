@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,3 +58,10 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
 def linear_to_srgb(y: np.ndarray) -> np.ndarray:
     y = np.clip(y, 0, 1)
     return np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055)
+
+
+def save_json(path: str | None, obj: Any) -> None:
+    """Write a benchmark's figures as JSON when a path was given (folders made as needed)."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(obj, indent=1) + "\n")

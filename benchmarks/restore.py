@@ -16,7 +16,6 @@ them); ``--all`` uses the 24 photos.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +25,9 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
-from common import KODAK, heldout_sources, linear_to_srgb, load_rgb, need, quantise, srgb_to_linear, to_array, to_tensor
+from common import (
+    KODAK, heldout_sources, linear_to_srgb, load_rgb, need, quantise, save_json, srgb_to_linear, to_array, to_tensor,
+)
 
 # --- degradations (H,W,3) float in [0,1] -> same -------------------------------------------
 
@@ -216,9 +217,7 @@ def main() -> None:
           f"{time.perf_counter() - t0:.0f} s with {args.workers} workers\n")
     print("Mean PSNR gain over the degraded input, share of images improved, worst case:\n")
     print(summarise(rows))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    save_json(args.json, rows)
 
 
 if __name__ == "__main__":

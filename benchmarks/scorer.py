@@ -12,13 +12,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import SHARED, heldout_sources, need
+from common import SHARED, heldout_sources, need, save_json
 
 # (operator, parameter, values swept); the other parameters stay at their identity.
 AXES: list[tuple[str, str, list[float]]] = [
@@ -107,9 +106,7 @@ def main() -> None:
     print("\n| axis | identity | score peaks at |\n|---|---|---|")
     for axis, a in figures["axes"].items():
         print(f"| {axis} | {a['identity']:g} | {a['peak']:g} |")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+    save_json(args.json, figures)
 
 
 if __name__ == "__main__":

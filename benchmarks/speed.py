@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common import KODAK, ROOT, load_rgb, need, quantise, to_tensor
+from common import KODAK, ROOT, load_rgb, need, quantise, save_json, to_tensor
 
 
 def tune_12mp(workdir: Path, runs: int) -> dict:
@@ -129,9 +129,7 @@ def main() -> None:
     print("\n| image | start | best | Adam evaluations to 99% | Nelder-Mead evaluations to 99% |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['image']} | {r['start']:.3f} | {r['best']:.3f} | {r['adam']} | {r['nelder-mead']} |")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+    save_json(args.json, figures)
 
 
 if __name__ == "__main__":
