@@ -98,6 +98,8 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--lr-backbone", type=float)
 @click.option("--lr-head", type=float)
 @click.option("--rank-weight", type=float, help="Weight of the synthetic ranking term (0 disables it).")
+@click.option("--per-group", type=int, help="Distortions per synthetic group (one pristine photo each).")
+@click.option("--groups-per-step", type=int, help="Synthetic groups beside each batch of rated images.")
 @click.option("--frozen-blocks", type=int, help="Freeze the stem and this many early blocks (faster on a CPU).")
 @click.option("--limit", type=int, help="Use only the first N rated images (smoke tests).")
 @click.option("--seed", type=int)
@@ -285,77 +287,50 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
     Exit status 1 when any photo failed.
     """
     import os
+    from contextlib import nullcontext
 
-    import torch
     from tqdm import tqdm
 
-    from enhance import batch as b
+    from enhance.batch import BatchError, process_group, tune_folder
 
     chosen = _recipe(ops, recipe)
     distributed = distributed or int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank, world = 0, 1
-    if distributed:
-        rank, world, device = b.init_distributed(device)
-    scorer = _scorer(weights, device)
-    dev = next(scorer.parameters()).device
-    torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
-    try:
-        planned, missing = b.plan(inputs, outdir)
-    except b.BatchError as exc:
-        _fail(str(exc))
-    for path in missing if rank == 0 else []:
-        click.echo(f"enhance: {path}: no such file or folder", err=True)
-    mine = b.shard(planned, rank, world)
-    if rank == 0:
-        Path(outdir).mkdir(parents=True, exist_ok=True)
-        b.clean_stale(outdir)
-    if distributed:
-        torch.distributed.barrier()
-    show = rank == 0 and not quiet
-    steps_n, strength = steps or chosen.steps, chosen.strength
-    if shared:
-        with tqdm(total=steps_n, desc="fit", unit="step", disable=not show, leave=False, file=sys.stderr) as bar:
-            try:
-                chosen, fit = b.shared_fit(outdir, planned, mine, chosen, scorer, steps=steps_n, seed=seed,
-                                           distributed=distributed, on_step=lambda i, s: bar.update())
-            except ValueError as exc:
-                _fail(str(exc))
-        if fit is not None and rank == 0:
-            click.echo(f"fit on {fit.images} images: mean score {fit.before:.3f} -> {fit.after:.3f}"
-                       + (" (no gain: identity kept)" if fit.kept_input else ""), err=as_json)
-    recipe_sha = b.recipe_sha256(chosen, steps_n, seed, strength, "shared" if shared else "tune")
-    skip = b.finished(mine, outdir, recipe_sha, scorer.weights_sha256)
-    manifest = b.Manifest(Path(outdir) / b.manifest_name(rank if distributed else None))
-    records = []
-    for job in mine:
-        if job.rel in skip:
-            records.append({**skip[job.rel], "path": str(job.src), "status": "skipped"})
-            manifest.append(records[-1])
-            if as_json:
-                click.echo(json.dumps(records[-1]))
-    values = [dict(st.start) for st in chosen.stages] if shared else None
-    tuner = b.tuner_for(chosen, scorer, steps=steps_n, seed=seed, strength=strength, values=values)
-    todo = [j for j in mine if j.rel not in skip]
-    with tqdm(total=len(mine), initial=len(records), unit="img", disable=not show, file=sys.stderr) as bar:
-        for record in b.run(todo, outdir, tuner, manifest, scorer=scorer, recipe=chosen, recipe_sha=recipe_sha,
-                            workers=jobs, group=b.GPU_GROUP if dev.type == "cuda" and not shared else 1):
-            records.append(record)
+    with process_group(device) if distributed else nullcontext((0, 1, device)) as (rank, _, device):
+        scorer = _scorer(weights, device)
+        show = rank == 0 and not quiet
+        fit_bar = tqdm(total=steps or chosen.steps, desc="fit", unit="step", disable=not (show and shared),
+                       leave=False, file=sys.stderr)
+        bar = tqdm(unit="img", disable=not show, file=sys.stderr)
+
+        def on_plan(total: int, skipped: int) -> None:
+            fit_bar.close()
+            bar.reset(total)
+
+        def on_record(record: dict[str, Any]) -> None:
             bar.update()
             if record["status"] == "failed":
                 bar.write(f"enhance: {record['error']}", file=sys.stderr)
             if as_json:
                 click.echo(json.dumps(record))
-    s = b.summary(records)
-    totals = dict(zip(s, b.all_sum(list(s.values()), dev, distributed)))
+
+        try:
+            report = tune_folder(inputs, outdir, chosen, scorer, shared=shared, steps=steps, seed=seed, jobs=jobs,
+                                 distributed=distributed, on_plan=on_plan, on_record=on_record,
+                                 on_fit_step=lambda i, s: fit_bar.update())
+        except (BatchError, ValueError) as exc:
+            _fail(str(exc))
+        finally:
+            fit_bar.close()
+            bar.close()
     if rank == 0:
-        line = f"batch: {totals['done']:.0f} done, {totals['failed']:.0f} failed, {totals['skipped']:.0f} skipped"
-        if totals["scored"]:
-            line += (f"; mean score {totals['before'] / totals['scored']:.3f} -> "
-                     f"{totals['after'] / totals['scored']:.3f}, {totals['worse']:.0f} worse")
-        click.echo(line, err=as_json)
-    if distributed:
-        torch.distributed.destroy_process_group()
-    if totals["failed"] or missing:
+        for path in report.missing:
+            click.echo(f"enhance: {path}: no such file or folder", err=True)
+        if report.fit is not None:
+            fit = report.fit
+            click.echo(f"fit on {fit.images} images: mean score {fit.before:.3f} -> {fit.after:.3f}"
+                       + (" (no gain: identity kept)" if fit.kept_input else ""), err=as_json)
+        click.echo(report.line(), err=as_json)
+    if not report.ok:
         sys.exit(1)
 
 

@@ -8,7 +8,10 @@ The pieces, each usable on its own:
 - :func:`tune`: tune a recipe's parameters on one image; :func:`render` re-applies them.
 - :func:`read` / :func:`write`: photos in and out (EXIF orientation, ICC, 16-bit, HDR, atomic).
 - :func:`tune_file` / :func:`apply_file`: the file-to-file jobs behind ``enhance tune`` and
-  ``enhance apply``; :func:`rank_files` behind ``enhance rank``.
+  ``enhance apply``; :func:`rank_files` behind ``enhance rank``; :func:`tune_folder` behind
+  ``enhance batch``.
+- :func:`tune_batch` / :func:`fit_shared`: several images tuned at once, each with its own
+  parameters, or one parameter set fitted to a whole collection.
 
 The scorer itself lives in :mod:`nima` (``nima.load_scorer()``).
 
@@ -19,13 +22,16 @@ The scorer itself lives in :mod:`nima` (``nima.load_scorer()``).
 """
 
 from enhance import ops
+from enhance.batch import BatchReport, tune_folder
 from enhance.files import apply_file, tune_file
+from enhance.fit import SharedFit, fit_shared, tune_batch
 from enhance.io import ImageError, Photo, read, write
 from enhance.rank import FileScore, find_images, rank_files, score_files
 from enhance.recipe import Recipe, RecipeError, load_recipe
 from enhance.tune import TuneError, TuneResult, render, tune
 
 __all__ = [
-    "FileScore", "ImageError", "Photo", "Recipe", "RecipeError", "TuneError", "TuneResult", "apply_file",
-    "find_images", "load_recipe", "ops", "rank_files", "read", "render", "score_files", "tune", "tune_file", "write",
+    "BatchReport", "FileScore", "ImageError", "Photo", "Recipe", "RecipeError", "SharedFit", "TuneError",
+    "TuneResult", "apply_file", "find_images", "fit_shared", "load_recipe", "ops", "rank_files", "read", "render",
+    "score_files", "tune", "tune_batch", "tune_file", "tune_folder", "write",
 ]

@@ -23,6 +23,7 @@ import os
 import re
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from enhance.fit import SharedFit, apply_values, fit_shared, tune_batch
 from enhance.io import ImageError, Photo, atomic_path, read, write, write_json
 from enhance.rank import find_images
 from enhance.recipe import Recipe, load_recipe
-from enhance.tune import TuneResult, tune
+from enhance.tune import TuneResult, as_recipe, tune
 from nima import Scorer
 
 MANIFEST = "manifest.jsonl"
@@ -389,9 +390,12 @@ def shared_fit(
 # --- torch.distributed ---------------------------------------------------------------------------
 
 
-def init_distributed(device: str) -> tuple[int, int, str]:
-    """Join the process group torchrun set up (gloo on the CPU, NCCL on GPUs): (rank, world size,
-    this rank's device)."""
+@contextmanager
+def process_group(device: str) -> Iterator[tuple[int, int, str]]:
+    """Join the process group torchrun set up (gloo on the CPU, NCCL on GPUs) for the ``with``
+    block: yields (rank, world size, this rank's device). On leaving, the ranks meet at a barrier
+    (skipped when leaving on an error) and the group is destroyed, so that no backend thread
+    outlives it and aborts the process at exit."""
     import torch.distributed as dist
 
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
@@ -400,7 +404,14 @@ def init_distributed(device: str) -> tuple[int, int, str]:
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
     dist.init_process_group("nccl" if cuda else "gloo")
-    return dist.get_rank(), dist.get_world_size(), device
+    finished = False
+    try:
+        yield dist.get_rank(), dist.get_world_size(), device
+        finished = True
+    finally:
+        if finished:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 def all_sum(values: Sequence[float], device: torch.device | str, distributed: bool) -> list[float]:
@@ -409,3 +420,127 @@ def all_sum(values: Sequence[float], device: torch.device | str, distributed: bo
     if distributed:
         torch.distributed.all_reduce(t)
     return t.tolist()
+
+
+# --- the whole job ---------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchReport:
+    """What ``tune_folder`` did: the manifest records of this process's photos (skipped first,
+    then in order), the inputs that do not exist, the shared fit (None unless one ran in this
+    call) and ``totals`` summed over all ranks (see :func:`summary`)."""
+
+    records: list[dict[str, Any]]
+    missing: list[Path]
+    fit: SharedFit | None
+    totals: dict[str, float]
+
+    @property
+    def ok(self) -> bool:
+        """True when no photo failed and every input existed."""
+        return not self.totals["failed"] and not self.missing
+
+    def line(self) -> str:
+        """One summary line: counts, and the mean score before and after over the scored photos."""
+        t = self.totals
+        text = f"batch: {t['done']:.0f} done, {t['failed']:.0f} failed, {t['skipped']:.0f} skipped"
+        if t["scored"]:
+            text += (f"; mean score {t['before'] / t['scored']:.3f} -> {t['after'] / t['scored']:.3f}, "
+                     f"{t['worse']:.0f} worse")
+        return text
+
+
+def tune_folder(
+    inputs: Sequence[str | Path],
+    outdir: str | Path,
+    recipe: Recipe | str | Sequence[str],
+    scorer: Scorer,
+    *,
+    shared: bool = False,
+    steps: int | None = None,
+    seed: int = 0,
+    jobs: int = 1,
+    distributed: bool = False,
+    on_plan: Callable[[int, int], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_fit_step: Callable[[int, float], None] | None = None,
+) -> BatchReport:
+    """Tune every photo of ``inputs`` (files, and folders searched recursively) into ``outdir``
+    with ``recipe`` (a Recipe, a shipped recipe's name or TOML file, or operator names).
+
+    The job behind ``enhance batch``: layout kept, a sidecar per output, a manifest line per photo,
+    resuming (see the module's docstring), one bad photo never stopping the rest. With ``shared``,
+    one parameter set is fitted to all photos (or reused from ``outdir/fitted.toml``) and applied
+    to each. ``jobs`` photos are tuned at once, each in a thread with 1/``jobs`` of torch's CPU
+    threads (torch's thread count is restored on return); on a GPU ``GPU_GROUP`` photos share one
+    scorer batch. ``distributed``: this process is one rank of an initialised process group (see
+    :func:`process_group`) and takes every world-size-th photo; ``totals`` are summed over ranks.
+
+    Callbacks, for progress: ``on_plan(photos of this rank, already finished)`` once before
+    tuning, ``on_record(record)`` per photo (the skipped ones first), ``on_fit_step(step, mean
+    score)`` during a shared fit.
+
+    Raises BatchError when the output folder lies inside an input folder or two inputs would share
+    an output, and ValueError when a shared fit finds no readable photo.
+
+    >>> import os, tempfile, torch, enhance, nima
+    >>> d = tempfile.mkdtemp(); os.mkdir(f"{d}/in")
+    >>> enhance.write(f"{d}/in/a.png", torch.rand(1, 3, 32, 48))
+    >>> report = enhance.tune_folder([f"{d}/in"], f"{d}/out", "tonemap", nima.load_scorer(device="cpu"), steps=2)
+    >>> report.line().split(";")[0], [r["output"] for r in report.records]
+    ('batch: 1 done, 0 failed, 0 skipped', ['a.png'])
+    """
+    recipe = as_recipe(recipe)
+    steps = steps or recipe.steps
+    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
+    device = next(scorer.parameters()).device
+    planned, missing = plan(inputs, outdir)
+    mine = shard(planned, rank, world)
+    if rank == 0:
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+        clean_stale(outdir)
+    if distributed:
+        torch.distributed.barrier()
+    records: list[dict[str, Any]] = []
+
+    def emit(record: dict[str, Any]) -> None:
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
+
+    with _torch_threads(max(1, torch.get_num_threads() // jobs)):
+        fit = None
+        if shared:
+            recipe, fit = shared_fit(outdir, planned, mine, recipe, scorer, steps=steps, seed=seed,
+                                     distributed=distributed, on_step=on_fit_step)
+        recipe_sha = recipe_sha256(recipe, steps, seed, recipe.strength, "shared" if shared else "tune")
+        skip = finished(mine, outdir, recipe_sha, scorer.weights_sha256)
+        manifest = Manifest(Path(outdir) / manifest_name(rank if distributed else None))
+        if on_plan is not None:
+            on_plan(len(mine), len(skip))
+        for job in mine:
+            if job.rel in skip:
+                record = {**skip[job.rel], "path": str(job.src), "status": "skipped"}
+                manifest.append(record)
+                emit(record)
+        values = [dict(st.start) for st in recipe.stages] if shared else None
+        tuner = tuner_for(recipe, scorer, steps=steps, seed=seed, strength=recipe.strength, values=values)
+        todo = [j for j in mine if j.rel not in skip]
+        for record in run(todo, outdir, tuner, manifest, scorer=scorer, recipe=recipe, recipe_sha=recipe_sha,
+                          workers=jobs, group=GPU_GROUP if device.type == "cuda" and not shared else 1):
+            emit(record)
+    s = summary(records)
+    totals = dict(zip(s, all_sum(list(s.values()), device, distributed)))
+    return BatchReport(records, missing, fit, totals)
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's CPU thread count set to ``n`` for the block, then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -142,7 +142,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Train a NIMA scorer and write ``config.out``; returns the final validation figures."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = pick_device(config.device)
-    if world > 1 and not dist.is_initialized():
+    owns_group = world > 1 and not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -277,6 +278,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         save_checkpoint(config.out, model, meta)
     if dist.is_initialized():
         dist.barrier()
+    if owns_group:  # no backend thread may outlive the group: it would abort the process at exit
+        dist.destroy_process_group()
     return final
 
 
