@@ -157,9 +157,11 @@ def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sidecar record as JSON on stdout.")
 @click.option("--report", type=click.Path(), help="Write a self-contained HTML report here.")
+@click.option("--depth", "bit_depth", type=click.Choice(["8", "16"]),
+              help="Bits per sample of a PNG or TIFF output (default: 16 when the input has more than 8 bits, HDR included).")
 def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, steps: int | None,
          strength: float | None, seed: int, optimizer: str, weights: str | None, device: str,
-         force: bool, as_json: bool, report: str | None) -> None:
+         force: bool, as_json: bool, report: str | None, bit_depth: str | None) -> None:
     """Tune operators on one photo to raise its predicted score; write the photo and a JSON sidecar."""
     from enhance.files import default_output, sidecar_path, tune_file
     from enhance.io import ImageError
@@ -170,7 +172,7 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
     target = out or str(default_output(src))
     try:
         record = tune_file(src, target, chosen, scorer, force=force, seed=seed, steps=steps,
-                           strength=strength, optimizer=optimizer)
+                           strength=strength, optimizer=optimizer, bit_depth=int(bit_depth) if bit_depth else None)
     except (ImageError, FileExistsError, TuneError, ValueError) as exc:
         _fail(str(exc))
     if report:
@@ -199,13 +201,15 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
 @click.option("-o", "--out", type=click.Path(), required=True, help="Output file.")
 @click.option("--params", "params_file", type=click.Path(), required=True, help="A sidecar JSON written by tune.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
-def apply_cmd(src: str, out: str, params_file: str, force: bool) -> None:
+@click.option("--depth", "bit_depth", type=click.Choice(["8", "16"]),
+              help="Bits per sample of a PNG or TIFF output (default: 16 when the input has more than 8 bits, HDR included).")
+def apply_cmd(src: str, out: str, params_file: str, force: bool, bit_depth: str | None) -> None:
     """Re-apply recorded parameters to a photo (any size of it) without tuning."""
     from enhance.files import apply_file
     from enhance.io import ImageError
 
     try:
-        done = apply_file(src, out, params_file, force=force)
+        done = apply_file(src, out, params_file, force=force, bit_depth=int(bit_depth) if bit_depth else None)
     except (ImageError, FileExistsError, ValueError) as exc:
         _fail(str(exc))
     click.echo(f"{src}: applied {', '.join(o['name'] for o in done['ops'])}; wrote {out}")

@@ -52,10 +52,11 @@ def check_output(src: str | Path, out: str | Path, force: bool) -> None:
 def tune_file(
     src: str | Path, out: str | Path, recipe: Recipe, scorer: Scorer, *, force: bool = False,
     seed: int = 0, steps: int | None = None, strength: float | None = None, optimizer: str = "adam",
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None, bit_depth: int | None = None,
 ) -> dict[str, Any]:
     """Tune ``src`` with ``recipe``, write the result to ``out`` and its sidecar; return the
-    sidecar's record. Raises ImageError for unreadable input, FileExistsError for a refused
+    sidecar's record. ``bit_depth`` (8 or 16, PNG and TIFF) overrides the depth :func:`write`
+    picks from the input. Raises ImageError for unreadable input, FileExistsError for a refused
     output, TuneError when tuning fails; nothing is written in those cases."""
     check_output(src, out, force)
     device = next(scorer.parameters()).device
@@ -65,7 +66,7 @@ def tune_file(
     output, result = tune(photo.image.to(device), recipe, scorer, steps=steps, strength=strength,
                           seed=seed, optimizer=optimizer, linear=photo.linear, on_step=on_step)
     t1 = time.perf_counter()
-    write(out, output.cpu(), like=photo)
+    write(out, output.cpu(), like=photo, bit_depth=bit_depth)
     t_write = time.perf_counter() - t1
     record = {
         "input": str(src), "input_sha256": file_sha256(src), "output": str(out), "recipe": recipe.name,
@@ -77,9 +78,10 @@ def tune_file(
     return record
 
 
-def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, force: bool = False) -> dict[str, Any]:
+def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, force: bool = False,
+               bit_depth: int | None = None) -> dict[str, Any]:
     """Re-apply the operators and parameters recorded in a sidecar to ``src`` (any size of the
-    same photo) without tuning; returns the operators applied. HDR input is first multiplied by the
+    same photo) without tuning; returns the operators applied. ``bit_depth`` as in :func:`tune_file`. HDR input is first multiplied by the
     recorded ``hdr_scale`` (by :func:`hdr_scale` of ``src`` when the record has none)."""
     import json
 
@@ -108,5 +110,5 @@ def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, for
         image = display(image) if photo.linear else image
     else:
         image = render(image, recipe, params_from_values(recipe, values), linear=photo.linear).clamp_(0, 1)
-    write(out, image, like=photo)
+    write(out, image, like=photo, bit_depth=bit_depth)
     return {"input": str(src), "output": str(out), "ops": record["ops"]}

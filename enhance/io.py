@@ -410,7 +410,8 @@ def write(
     """Encode ``image`` (1,3,H,W) float, sRGB-encoded in [0,1] (clamped), to ``path`` atomically.
 
     The format comes from the extension (.jpg/.jpeg/.png/.webp/.tif/.tiff). From ``like``: bit depth
-    (16-bit PNG/TIFF stay 16-bit; linear float input gives 16-bit TIFF, else 8-bit), ICC profile (dropped
+    (PNG and TIFF are 16-bit when the input had more than 8 bits, 16-bit or float HDR; 8-bit otherwise;
+    ``bit_depth`` overrides it), ICC profile (dropped
     for linear input, whose profile described linear data), EXIF (JPEG, WebP, PNG) and alpha (PNG, WebP,
     TIFF). ``quality`` is the JPEG/WebP quality. Never overwrites ``like.path``.
     """
@@ -455,7 +456,7 @@ def _output_depth(fmt: str, like: Photo | None, bit_depth: int | None) -> int | 
     """Bits per sample to write, or None when ``fmt`` cannot hold the requested depth."""
     if bit_depth is None:
         source = like.bit_depth if like is not None else 8
-        bit_depth = 16 if (fmt == "TIFF" and source > 8) or (fmt == "PNG" and source == 16) else 8
+        bit_depth = 16 if fmt in ("PNG", "TIFF") and source > 8 else 8
     holds = (8, 16) if fmt in ("PNG", "TIFF") else (8,)
     return bit_depth if bit_depth in holds else None
 

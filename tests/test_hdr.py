@@ -98,7 +98,11 @@ def test_tune_exr_half_and_float(tmp_path: Path, weights: str, dtype: type) -> N
     write_exr(tmp_path / "scene.exr", {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]})
     code, output = tune_cli(tmp_path / "scene.exr", tmp_path / "out.png", weights)
     assert code == 0, output
-    check_tuned(tmp_path / "scene.exr", tmp_path / "out.png")  # PNG from HDR input: 8-bit (io.write)
+    check_tuned(tmp_path / "scene.exr", tmp_path / "out.png", depth=16)  # PNG from HDR input: 16-bit
+    code, output = run("tune", str(tmp_path / "scene.exr"), "--op", "tonemap", "-o", str(tmp_path / "out8.png"),
+                       "--steps", "3", "--weights", weights, "--depth", "8")
+    assert code == 0, output
+    check_tuned(tmp_path / "scene.exr", tmp_path / "out8.png", depth=8)
 
 
 def test_tune_float_tiff_with_negatives_to_16_bit_tiff(tmp_path: Path, weights: str) -> None:

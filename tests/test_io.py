@@ -393,7 +393,7 @@ def test_linear_input_output_depths_and_no_icc(tmp_path: Path) -> None:
     write(tmp_path / "o.tif", display, like=photo)
     write(tmp_path / "o.png", display, like=photo)
     write(tmp_path / "o.jpg", display, like=photo)
-    assert [load(tmp_path / n).bit_depth for n in ("o.tif", "o.png", "o.jpg")] == [16, 8, 8]
+    assert [load(tmp_path / n).bit_depth for n in ("o.tif", "o.png", "o.jpg")] == [16, 16, 8]
     assert load(tmp_path / "o.tif").icc is None  # the input's profile described linear data
 
 
