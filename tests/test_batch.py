@@ -279,9 +279,6 @@ def _torchrun(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
 
 
-# Slow, and once seen to abort at exit ("terminate called without an active exception") in a
-# fresh-clone run on a loaded machine: kept out of the default run until that is understood.
-@pytest.mark.slow
 def test_two_ranks_give_the_same_files(world, tmp_path):
     out = tmp_path / "out"
     run = _torchrun(world["src"], "-o", out, *ARGS, "--weights", world["weights"])

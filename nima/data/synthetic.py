@@ -253,7 +253,8 @@ def load_pristine(path: str | Path, long_side: int = 512) -> Tensor:
 class SyntheticRanking(torch.utils.data.Dataset):
     """Groups of one pristine photo and ``per_group`` distortions of it, all seen through one view.
 
-    Item ``i`` uses source ``paths[i % len(paths)]``. Each group holds distinct random families
+    Item ``i`` of epoch ``e`` uses source ``paths[(e * len(self) + i) % len(paths)]``, so that
+    epochs shorter than the source list still visit every source in turn. Each group holds distinct random families
     at random levels, plus one extra member repeating a family at a different level so that
     "milder above stronger" pairs exist. The view (shared by the group) is, with probability
     1/2, the whole image resized to 256x256 (for size 224; ``round(size * 8 / 7)`` in general)
@@ -328,7 +329,7 @@ class SyntheticRanking(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        pristine = self._pristine(self.paths[i % len(self.paths)])
+        pristine = self._pristine(self.paths[(self.epoch * len(self) + i) % len(self.paths)])
         members = self._members(rng)
         seeds = rng.integers(0, 2**31, size=len(members))
         images = [pristine] + [
