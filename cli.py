@@ -115,6 +115,8 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--groups-per-step", type=int, help="Synthetic groups beside each batch of rated images.")
 @click.option("--top-rated-sources", type=click.FloatRange(0, 1),
               help="Fraction of the rated training images, best first, also used as ranking sources.")
+@click.option("--blend", type=click.FloatRange(0, 1),
+              help="With --init: write init + BLEND x (trained - init), a weight-space ensemble (WiSE-FT).")
 @click.option("--frozen-blocks", type=int, help="Freeze the stem and this many early blocks (faster on a CPU).")
 @click.option("--limit", type=int, help="Use only the first N rated images (smoke tests).")
 @click.option("--seed", type=int)

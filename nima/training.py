@@ -47,7 +47,10 @@ class TrainConfig:
     that fraction of the rated training images, best human mean first, to the ranking term's
     sources: well-rated photos are references their own distortions should score below (they
     broaden the few pristine photos; validation images are never among them). ``init`` starts from a
-    NIMA weights file instead of ImageNet features (use the same seed, hence the same split).
+    NIMA weights file instead of ImageNet features (use the same seed, hence the same split);
+    ``blend`` below 1 then writes ``init + blend * (trained - init)``, the weight-space ensemble
+    of WiSE-FT (Wortsman et al., 2022), which keeps more of the starting model's agreement with
+    human opinion (the figures written are measured on the blend).
     """
 
     datasets: list[str]
@@ -68,6 +71,7 @@ class TrainConfig:
     groups_per_step: int = 2
     per_group: int = 6
     top_rated_sources: float = 0.0
+    blend: float = 1.0
     frozen_blocks: int = 0
     limit: int | None = None
     workers: int = 0
@@ -258,9 +262,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         elapsed += time.perf_counter() - t0
 
         if _is_main():
-            figures = dict(evaluate_samples(model, val_s, device, workers=config.workers)) if val_s else {}
-            if held_src:
-                figures["pristine_first"] = pristine_first(model, held_src, device)["accuracy"]
+            figures = _figures(model, val_s, held_src, device, config.workers)
             figures.update(epoch=epoch + 1, loss_emd=loss_emd.item(), loss_rank=loss_rank.item(), seconds=elapsed)
             history.append(figures)
             tqdm.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
@@ -276,6 +278,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
             dist.barrier()
 
     final = history[-1] if history else {}
+    if config.init and config.blend != 1.0:
+        start, _ = load_checkpoint(config.init)
+        blend_weights(model, start, config.blend)
+        if _is_main():
+            final = {**final, **_figures(model, val_s, held_src, device, config.workers), "blend": config.blend}
     if _is_main():
         meta = {
             "datasets": config.datasets, "pristine_train": [Path(p).name for p in train_src],
@@ -290,6 +297,24 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if owns_group:  # no backend thread may outlive the group: it would abort the process at exit
         dist.destroy_process_group()
     return final
+
+
+def _figures(model: NIMA, val: list[Sample], held: list[str], device: torch.device, workers: int) -> dict[str, Any]:
+    """Validation figures: agreement on the rated validation split, pristine-first on held-out sources."""
+    figures: dict[str, Any] = dict(evaluate_samples(model, val, device, workers=workers)) if val else {}
+    if held:
+        figures["pristine_first"] = pristine_first(model, held, device)["accuracy"]
+    return figures
+
+
+def blend_weights(model: nn.Module, start: nn.Module, blend: float) -> None:
+    """In place: each floating-point tensor of ``model`` becomes ``start + blend * (model - start)``
+    (0 gives ``start``, 1 leaves ``model``); integer buffers are kept."""
+    begin = start.state_dict()
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(begin[name].to(t) + blend * (t - begin[name].to(t)))
 
 
 def _relative(path: str, datasets: list[str]) -> str:

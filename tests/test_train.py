@@ -68,6 +68,25 @@ def test_train_writes_a_self_describing_checkpoint_and_split(tmp_path: Path) -> 
     assert not set(split["train"]) & set(split["val"]) and len(split["pristine_holdout"]) == 1
 
 
+def test_blend_writes_the_weight_space_ensemble_of_init_and_trained(tmp_path: Path) -> None:
+    """blend=0.5 writes the midpoint of the starting weights and those a blend=1 run (same seed) ends at."""
+    start = _config(tmp_path / "s", epochs=1, rank_weight=0)
+    train(start)
+    quick = dict(epochs=1, init=start.out, top_rated_sources=0.5, holdout_sources=0)  # no pristine-first pass
+    full = _config(tmp_path / "f", **quick)
+    half = _config(tmp_path / "h", blend=0.5, **quick)
+    train(full)
+    figures = train(half)
+    a, b, mid = (load_checkpoint(c.out)[0].state_dict() for c in (start, full, half))
+    moved = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k])]
+    assert moved  # training changed the weights, so the midpoint is a real test
+    for k in moved:
+        assert torch.allclose(mid[k], (a[k] + b[k]) / 2, atol=2e-3, rtol=2e-3), k  # fp16 storage
+    assert figures["blend"] == 0.5 and load_checkpoint(half.out)[1]["validation"]["blend"] == 0.5
+    split = json.loads((full.run_dir / "split.json").read_text())
+    assert set(split["train"]) & set(split["pristine_train"])  # top-rated training images joined the ranking
+
+
 def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     straight = _config(tmp_path / "a", epochs=2)
     train(straight)
