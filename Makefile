@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/coffee-flat.jpg
 
-.PHONY: demo test test-all typecheck bench clean
+.PHONY: demo test bench clean
 
 $(BIN)/enhance: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,6 @@ demo: $(BIN)/enhance
 test: $(BIN)/enhance
 	$(BIN)/python -m pytest -q
 	$(BIN)/mypy enhance nima cli.py
-
-test-all: $(BIN)/enhance
-	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 bench: $(BIN)/enhance
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -292,7 +292,6 @@ def test_two_ranks_give_the_same_files(world, tmp_path):
     assert "0 done, 0 failed, 4 skipped" in again.stdout
 
 
-@pytest.mark.slow  # ~15 s more of process start-up; the in-process --shared test covers the rest
 def test_two_ranks_shared_fit(world, tmp_path):
     out = tmp_path / "out"
     run = _torchrun(world["src"], "-o", out, *ARGS, "--weights", world["weights"], "--shared")

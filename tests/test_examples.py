@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import enhance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +59,6 @@ def test_custom_operator_registers_tunes_and_runs_in_a_recipe(tmp_path: Path) ->
     assert enhance.read(tmp_path / "vignette.jpg").image.shape == enhance.read(COFFEE).image.shape
 
 
-@pytest.mark.slow
 def test_perceptual_loss_raises_the_score_and_leaves_the_scorer_frozen(tmp_path: Path) -> None:
     out = run_example("perceptual_loss.py", cwd=tmp_path)
 
@@ -72,7 +69,6 @@ def test_perceptual_loss_raises_the_score_and_leaves_the_scorer_frozen(tmp_path:
     assert "scorer still frozen: True" in out
 
 
-@pytest.mark.slow
 def test_the_snippets_of_docs_python_md_run_in_order(tmp_path: Path) -> None:
     text = (ROOT / "docs" / "python.md").read_text(encoding="utf-8")
     snippets = re.findall(r"```python\n(.*?)```", text, re.S)
