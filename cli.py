@@ -297,9 +297,10 @@ def rank(paths: tuple[str, ...], top: int | None, weights: str | None, device: s
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per photo (its manifest line) on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--distributed", is_flag=True, help="Run as one rank of `torchrun` (automatic when WORLD_SIZE > 1).")
+@click.option("--report", type=click.Path(), help="Write a self-contained HTML page of the tuned photos here.")
 def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: str | None, shared: bool,
           steps: int | None, seed: int, weights: str | None, device: str, jobs: int, as_json: bool, quiet: bool,
-          distributed: bool) -> None:
+          distributed: bool, report: str | None) -> None:
     """Tune every photo of files and folders (recursive) into OUTDIR, keeping the layout.
 
     Each output gets a JSON sidecar and a line in OUTDIR/manifest.jsonl; running the same command
@@ -336,7 +337,7 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
                 click.echo(json.dumps(record))
 
         try:
-            report = tune_folder(inputs, outdir, chosen, scorer, shared=shared, steps=steps, seed=seed, jobs=jobs,
+            done = tune_folder(inputs, outdir, chosen, scorer, shared=shared, steps=steps, seed=seed, jobs=jobs,
                                  distributed=distributed, on_plan=on_plan, on_record=on_record,
                                  on_fit_step=lambda i, s: fit_bar.update())
         except (BatchError, ValueError) as exc:
@@ -345,16 +346,20 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
             fit_bar.close()
             bar.close()
     if rank == 0:
-        for path in report.missing:
+        for path in done.missing:
             click.echo(f"enhance: {path}: no such file or folder", err=True)
-        if report.fit is not None:
-            fit = report.fit
+        if done.fit is not None:
+            fit = done.fit
             click.echo(f"fit on {fit.images} images: mean score {fit.before:.3f} -> {fit.after:.3f}"
                        + (" (no gain: identity kept)" if fit.kept_input else ""), err=as_json)
-        click.echo(report.line(), err=as_json)
+        click.echo(done.line(), err=as_json)
+        if report:
+            from enhance.report import folder_items, write_report
+
+            write_report(report, folder_items(outdir, done.records), title=f"enhance batch -o {outdir}")
     if distributed:
-        _leave_distributed(0 if report.ok else 1)
-    if not report.ok:
+        _leave_distributed(0 if done.ok else 1)
+    if not done.ok:
         sys.exit(1)
 
 

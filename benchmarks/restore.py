@@ -201,6 +201,7 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="all 24 Kodak photos, not only the held-out ones")
     parser.add_argument("--steps", type=int, default=None, help="tuner step budget (default: the recipe's)")
     parser.add_argument("--single", action="store_true", help="also tune the one operator that fits each degradation")
+    parser.add_argument("--only", help="only the degradations whose name contains this (e.g. noise)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", help="write every case's figures here")
     args = parser.parse_args()
@@ -209,11 +210,12 @@ def main() -> None:
 
     meta = load_scorer(args.weights).meta
     sources = sorted(KODAK.glob("*.png")) if args.all else heldout_sources(meta)
-    cases = [(str(s), d, args.weights, args.check_weights, args.steps, args.single) for s in sources for d in DEGRADATIONS]
+    chosen = [d for d in DEGRADATIONS if args.only is None or args.only in d]
+    cases = [(str(s), d, args.weights, args.check_weights, args.steps, args.single) for s in sources for d in chosen]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(run_case, cases))
-    print(f"{len(sources)} sources x {len(DEGRADATIONS)} degradations = {len(rows)} cases, "
+    print(f"{len(sources)} sources x {len(chosen)} degradations = {len(rows)} cases, "
           f"{time.perf_counter() - t0:.0f} s with {args.workers} workers\n")
     print("Mean PSNR gain over the degraded input, share of images improved, worst case:\n")
     print(summarise(rows))

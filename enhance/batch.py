@@ -414,22 +414,14 @@ def process_group(device: str) -> Iterator[tuple[int, int, str]]:
         dist.destroy_process_group()
 
 
-def all_sum(values: Sequence[float], device: torch.device | str, distributed: bool) -> list[float]:
-    """``values`` summed over all ranks (as they are when not distributed)."""
-    t = torch.tensor(list(values), dtype=torch.float64, device=device)
-    if distributed:
-        torch.distributed.all_reduce(t)
-    return t.tolist()
-
-
 # --- the whole job ---------------------------------------------------------------------------------
 
 
 @dataclass
 class BatchReport:
-    """What ``tune_folder`` did: the manifest records of this process's photos (skipped first,
-    then in order), the inputs that do not exist, the shared fit (None unless one ran in this
-    call) and ``totals`` summed over all ranks (see :func:`summary`)."""
+    """What ``tune_folder`` did: the manifest records of the photos (of every rank when
+    distributed), sorted by output path; the inputs that do not exist; the shared fit (None unless
+    one ran in this call); and ``totals`` over those records (see :func:`summary`)."""
 
     records: list[dict[str, Any]]
     missing: list[Path]
@@ -475,7 +467,7 @@ def tune_folder(
     to each. ``jobs`` photos are tuned at once, each in a thread with 1/``jobs`` of torch's CPU
     threads (torch's thread count is restored on return); on a GPU ``GPU_GROUP`` photos share one
     scorer batch. ``distributed``: this process is one rank of an initialised process group (see
-    :func:`process_group`) and takes every world-size-th photo; ``totals`` are summed over ranks.
+    :func:`process_group`) and takes every world-size-th photo; the report gathers every rank's.
 
     Callbacks, for progress: ``on_plan(photos of this rank, already finished)`` once before
     tuning, ``on_record(record)`` per photo (the skipped ones first), ``on_fit_step(step, mean
@@ -530,9 +522,12 @@ def tune_folder(
         for record in run(todo, outdir, tuner, manifest, scorer=scorer, recipe=recipe, recipe_sha=recipe_sha,
                           workers=jobs, group=GPU_GROUP if device.type == "cuda" and not shared else 1):
             emit(record)
-    s = summary(records)
-    totals = dict(zip(s, all_sum(list(s.values()), device, distributed)))
-    return BatchReport(records, missing, fit, totals)
+    if distributed:
+        parts: list[Any] = [None] * world
+        torch.distributed.all_gather_object(parts, records)
+        records = [r for part in parts for r in part]
+    records.sort(key=lambda r: r["output"])
+    return BatchReport(records, missing, fit, summary(records))
 
 
 @contextmanager

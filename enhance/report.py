@@ -15,6 +15,7 @@ import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -63,6 +64,28 @@ def tune_item(
 def rank_item(title: str, image: torch.Tensor | None, score: FileScore | Mapping[str, Any]) -> ReportItem:
     """A ranked photo: its (1,3,H,W) sRGB image in [0,1] (None: not shown) and its predicted opinion."""
     return ReportItem(title, _thumb(image), score=score.as_dict() if isinstance(score, FileScore) else score)
+
+
+def folder_items(outdir: str | os.PathLike[str], records: Sequence[Mapping[str, Any]]) -> list[ReportItem]:
+    """The tuned photos of a batch: one item per ``done`` or ``skipped`` manifest record (see
+    :func:`enhance.batch.tune_folder`), from its input, its output under ``outdir`` and the
+    output's sidecar. Photos read one at a time; failed records are left out (the manifest has them)."""
+    import json
+
+    from enhance.files import sidecar_path
+    from enhance.io import read
+    from enhance.tune import display
+
+    items = []
+    for rec in records:
+        if rec.get("status") not in ("done", "skipped"):
+            continue
+        out = Path(outdir) / str(rec["output"])
+        photo = read(rec["path"])
+        before = display(photo.image) if photo.linear else photo.image
+        sidecar = json.loads(sidecar_path(out).read_text(encoding="utf-8"))
+        items.append(tune_item(str(rec["path"]), before, read(out).image, sidecar))
+    return items
 
 
 def write_report(path: str | os.PathLike[str], items: Sequence[ReportItem], *, title: str = "enhance report") -> None:

@@ -115,6 +115,19 @@ def test_layout_sidecars_and_manifest(world):
         assert read(out).image.shape == read(world["src"] / rel).image.shape
 
 
+def test_report_shows_the_tuned_photos_and_leaves_out_the_failed(world, tmp_path):
+    src = tmp_path / "in"
+    shutil.copytree(world["src"], src)
+    (src / "sub" / "broken.png").write_bytes(b"not a png")
+    report = tmp_path / "report.html"
+    result = _invoke(src, "-o", tmp_path / "out", *ARGS, "--weights", world["weights"], "--report", report)
+    assert result.exit_code == 1 and "4 done, 1 failed, 0 skipped" in result.stdout
+    page = report.read_text(encoding="utf-8")
+    assert page.count('<article class="item') == 4 and "broken.png" not in page
+    assert page.count("data:image/jpeg;base64,") == 8  # before and after of each
+    assert "<b>4</b> tuned" in page
+
+
 def test_inputs_never_modified(world):
     assert {p: _sha(p) for p in world["src"].rglob("*") if p.is_file()} == world["hashes"]
 
@@ -281,8 +294,11 @@ def _torchrun(*args: str | Path) -> subprocess.CompletedProcess:
 
 def test_two_ranks_give_the_same_files(world, tmp_path):
     out = tmp_path / "out"
-    run = _torchrun(world["src"], "-o", out, *ARGS, "--weights", world["weights"])
+    run = _torchrun(world["src"], "-o", out, *ARGS, "--weights", world["weights"], "--report", tmp_path / "r.html")
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "4 done, 0 failed, 0 skipped" in run.stdout  # rank 0 reports every rank's photos
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert page.count('<article class="item') == 4 and all(f"<h2>{world['src'] / rel}" in page for rel in LAYOUT)
     assert _images(out) == _images(world["base"])
     parts = sorted(p.name for p in out.glob("manifest*.jsonl"))
     assert parts == ["manifest.rank0.jsonl", "manifest.rank1.jsonl"]
