@@ -113,8 +113,6 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--rank-weight", type=float, help="Weight of the synthetic ranking term (0 disables it).")
 @click.option("--per-group", type=int, help="Distortions per synthetic group (one pristine photo each).")
 @click.option("--groups-per-step", type=int, help="Synthetic groups beside each batch of rated images.")
-@click.option("--top-rated-sources", type=click.FloatRange(0, 1),
-              help="Fraction of the rated training images, best first, also used as ranking sources.")
 @click.option("--blend", type=click.FloatRange(0, 1),
               help="With --init: write init + BLEND x (trained - init), a weight-space ensemble (WiSE-FT).")
 @click.option("--frozen-blocks", type=int, help="Freeze the stem and this many early blocks (faster on a CPU).")

@@ -34,8 +34,6 @@ from nima.loss import emd
 from nima.model import NIMA, mean_score
 from nima.scorer import pick_device
 
-BUCKETS = np.arange(1, 11, dtype=np.float32)  # the scores the distributions are over
-
 
 @dataclass
 class TrainConfig:
@@ -43,10 +41,7 @@ class TrainConfig:
 
     ``datasets`` are ``"KIND:PATH"`` specs (ava, tid2013, clive, koniq, csv). ``pristine`` lists
     pristine photos (files or folders) for the ranking term; the last ``holdout_sources`` of them
-    (sorted by name) are kept out of training and used for validation. ``top_rated_sources`` adds
-    that fraction of the rated training images, best human mean first, to the ranking term's
-    sources: well-rated photos are references their own distortions should score below (they
-    broaden the few pristine photos; validation images are never among them). ``init`` starts from a
+    (sorted by name) are kept out of training and used for validation. ``init`` starts from a
     NIMA weights file instead of ImageNet features (use the same seed, hence the same split);
     ``blend`` below 1 then writes ``init + blend * (trained - init)``, the weight-space ensemble
     of WiSE-FT (Wortsman et al., 2022), which keeps more of the starting model's agreement with
@@ -70,7 +65,6 @@ class TrainConfig:
     rank_margin: float = 0.2
     groups_per_step: int = 2
     per_group: int = 6
-    top_rated_sources: float = 0.0
     blend: float = 1.0
     frozen_blocks: int = 0
     limit: int | None = None
@@ -175,9 +169,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
     sources = pristine_paths(config.pristine)
     hold = min(config.holdout_sources, max(len(sources) - 1, 0))
     train_src, held_src = sources[: len(sources) - hold], sources[len(sources) - hold :]
-    if config.top_rated_sources > 0:
-        best = sorted(train_s, key=lambda s: (-float(s.dist @ BUCKETS), s.path))
-        train_src = train_src + [s.path for s in best[: round(len(train_s) * config.top_rated_sources)]]
 
     run = config.run_dir
     if _is_main():
