@@ -394,8 +394,8 @@ def shared_fit(
 def process_group(device: str) -> Iterator[tuple[int, int, str]]:
     """Join the process group torchrun set up (gloo on the CPU, NCCL on GPUs) for the ``with``
     block: yields (rank, world size, this rank's device). On leaving, the ranks meet at a barrier
-    (skipped when leaving on an error) and the group is destroyed, so that no backend thread
-    outlives it and aborts the process at exit."""
+    (skipped when leaving on an error) and the group is destroyed, as PyTorch asks of every
+    process before it exits."""
     import torch.distributed as dist
 
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
