@@ -193,13 +193,9 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
     except (ImageError, FileExistsError, TuneError, ValueError) as exc:
         _fail(str(exc))
     if report:
-        from enhance.io import read
-        from enhance.report import tune_item, write_report
-        from enhance.tune import display
+        from enhance.report import file_item, write_report
 
-        photo = read(src)
-        before = display(photo.image) if photo.linear else photo.image
-        write_report(report, [tune_item(src, before, read(target).image, record)], title=f"enhance tune {src}")
+        write_report(report, [file_item(src, target, record)], title=f"enhance tune {src}")
     if as_json:
         click.echo(json.dumps(record))
         return

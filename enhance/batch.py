@@ -420,13 +420,17 @@ def process_group(device: str) -> Iterator[tuple[int, int, str]]:
 @dataclass
 class BatchReport:
     """What ``tune_folder`` did: the manifest records of the photos (of every rank when
-    distributed), sorted by output path; the inputs that do not exist; the shared fit (None unless
-    one ran in this call); and ``totals`` over those records (see :func:`summary`)."""
+    distributed), sorted by output path; the inputs that do not exist; and the shared fit (None
+    unless one ran in this call)."""
 
     records: list[dict[str, Any]]
     missing: list[Path]
     fit: SharedFit | None
-    totals: dict[str, float]
+
+    @property
+    def totals(self) -> dict[str, float]:
+        """:func:`summary` of the records."""
+        return summary(self.records)
 
     @property
     def ok(self) -> bool:
@@ -527,7 +531,7 @@ def tune_folder(
         torch.distributed.all_gather_object(parts, records)
         records = [r for part in parts for r in part]
     records.sort(key=lambda r: r["output"])
-    return BatchReport(records, missing, fit, summary(records))
+    return BatchReport(records, missing, fit)
 
 
 @contextmanager

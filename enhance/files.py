@@ -81,8 +81,9 @@ def tune_file(
 def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, force: bool = False,
                bit_depth: int | None = None) -> dict[str, Any]:
     """Re-apply the operators and parameters recorded in a sidecar to ``src`` (any size of the
-    same photo) without tuning; returns the operators applied. ``bit_depth`` as in :func:`tune_file`. HDR input is first multiplied by the
-    recorded ``hdr_scale`` (by :func:`hdr_scale` of ``src`` when the record has none)."""
+    same photo) without tuning; returns the operators applied. ``bit_depth`` as in
+    :func:`tune_file`. HDR input is first multiplied by the recorded ``hdr_scale`` (by
+    :func:`hdr_scale` of ``src`` when the record has none)."""
     import json
 
     check_output(src, out, force)

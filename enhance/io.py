@@ -410,9 +410,9 @@ def write(
     """Encode ``image`` (1,3,H,W) float, sRGB-encoded in [0,1] (clamped), to ``path`` atomically.
 
     The format comes from the extension (.jpg/.jpeg/.png/.webp/.tif/.tiff). From ``like``: bit depth
-    (PNG and TIFF are 16-bit when the input had more than 8 bits, 16-bit or float HDR; 8-bit otherwise;
-    ``bit_depth`` overrides it), ICC profile (dropped
-    for linear input, whose profile described linear data), EXIF (JPEG, WebP, PNG) and alpha (PNG, WebP,
+    (PNG and TIFF are 16-bit when the input had more than 8 bits, 16-bit or float HDR; 8-bit
+    otherwise; ``bit_depth`` overrides it), ICC profile (dropped for linear input, whose profile
+    described linear data), EXIF (JPEG, WebP, PNG) and alpha (PNG, WebP,
     TIFF). ``quality`` is the JPEG/WebP quality. Never overwrites ``like.path``.
     """
     target = Path(path)

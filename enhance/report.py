@@ -66,25 +66,30 @@ def rank_item(title: str, image: torch.Tensor | None, score: FileScore | Mapping
     return ReportItem(title, _thumb(image), score=score.as_dict() if isinstance(score, FileScore) else score)
 
 
-def folder_items(outdir: str | os.PathLike[str], records: Sequence[Mapping[str, Any]]) -> list[ReportItem]:
-    """The tuned photos of a batch: one item per ``done`` or ``skipped`` manifest record (see
-    :func:`enhance.batch.tune_folder`), from its input, its output under ``outdir`` and the
-    output's sidecar. Photos read one at a time; failed records are left out (the manifest has them)."""
-    import json
-
-    from enhance.files import sidecar_path
+def file_item(src: str | os.PathLike[str], out: str | os.PathLike[str], record: Mapping[str, Any]) -> ReportItem:
+    """A tuned photo from its files: input ``src`` (HDR input shown in its plain display encoding),
+    output ``out`` and its sidecar ``record``."""
     from enhance.io import read
     from enhance.tune import display
 
+    photo = read(src)
+    before = display(photo.image) if photo.linear else photo.image
+    return tune_item(str(src), before, read(out).image, record)
+
+
+def folder_items(outdir: str | os.PathLike[str], records: Sequence[Mapping[str, Any]]) -> list[ReportItem]:
+    """The tuned photos of a batch: one :func:`file_item` per ``done`` or ``skipped`` manifest
+    record (see :func:`enhance.batch.tune_folder`), with the sidecar of its output under ``outdir``.
+    Photos read one at a time; failed records are left out (the manifest has them)."""
+    import json
+
+    from enhance.files import sidecar_path
+
     items = []
     for rec in records:
-        if rec.get("status") not in ("done", "skipped"):
-            continue
-        out = Path(outdir) / str(rec["output"])
-        photo = read(rec["path"])
-        before = display(photo.image) if photo.linear else photo.image
-        sidecar = json.loads(sidecar_path(out).read_text(encoding="utf-8"))
-        items.append(tune_item(str(rec["path"]), before, read(out).image, sidecar))
+        if rec.get("status") in ("done", "skipped"):
+            out = Path(outdir) / str(rec["output"])
+            items.append(file_item(rec["path"], out, json.loads(sidecar_path(out).read_text(encoding="utf-8"))))
     return items
 
 

@@ -285,7 +285,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         save_checkpoint(config.out, model, meta)
     if dist.is_initialized():
         dist.barrier()
-    if owns_group:  # no backend thread may outlive the group: it would abort the process at exit
+    if owns_group:  # PyTorch asks every process to destroy the group it created before exiting
         dist.destroy_process_group()
     return final
 

@@ -254,9 +254,9 @@ class SyntheticRanking(torch.utils.data.Dataset):
     """Groups of one pristine photo and ``per_group`` distortions of it, all seen through one view.
 
     Item ``i`` of epoch ``e`` uses source ``paths[(e * len(self) + i) % len(paths)]``, so that
-    epochs shorter than the source list still visit every source in turn. Each group holds distinct random families
-    at random levels, plus one extra member repeating a family at a different level so that
-    "milder above stronger" pairs exist. The view (shared by the group) is, with probability
+    epochs shorter than the source list still visit every source in turn. Each group holds
+    distinct random families at random levels, plus one extra member repeating a family at a
+    different level so that "milder above stronger" pairs exist. The view (shared by the group) is, with probability
     1/2, the whole image resized to 256x256 (for size 224; ``round(size * 8 / 7)`` in general)
     then a random ``size`` crop; else a ``size`` crop of the distorted long-side image scaled
     by a random factor in [0.5, 1] (raised where needed so the crop fits). One random
