@@ -237,3 +237,29 @@ def test_report_opens_in_headless_chromium(tmp_path: Path, tuned: Any) -> None:
                    "<script>undefinedFunction()</script></body></html>", encoding="utf-8")
     dom, log = _chromium(bad, tmp_path)
     assert 'data-decoded="0/1"' in dom and "Uncaught" in log
+
+
+def test_tune_and_rank_commands_write_their_reports(tiny_scorer: Any, tmp_path: Path) -> None:
+    """``enhance tune --report`` and ``enhance rank --report`` through the command line."""
+    from click.testing import CliRunner
+
+    import cli
+    from enhance.io import write
+    from nima.checkpoint import save_checkpoint
+
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, tiny_scorer.model)
+    for i in range(2):
+        write(tmp_path / f"p{i}.png", _photo(96, 128, seed=i) * (0.6 + 0.3 * i))
+    runner = CliRunner()
+    done = runner.invoke(cli.main, ["tune", str(tmp_path / "p0.png"), "--op", "exposure", "--steps", "2",
+                                    "--weights", str(weights), "--report", str(tmp_path / "tune.html")])
+    assert done.exit_code == 0, done.output
+    page = (tmp_path / "tune.html").read_text(encoding="utf-8")
+    assert page.count('<article class="item') == 1 and page.count("data:image/jpeg;base64,") == 2
+    assert f"<h2>{tmp_path / 'p0.png'}" in page
+    ranked = runner.invoke(cli.main, ["rank", str(tmp_path / "p0.png"), str(tmp_path / "p1.png"),
+                                      "--weights", str(weights), "--report", str(tmp_path / "rank.html")])
+    assert ranked.exit_code == 0, ranked.output
+    page = (tmp_path / "rank.html").read_text(encoding="utf-8")
+    assert page.count('<li class="card">') == 2 and "<b>2</b> ranked" in page
