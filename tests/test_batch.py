@@ -267,7 +267,9 @@ def test_killed_runs_resume_to_the_same_bytes(world, tmp_path):
 
     killed = 0
     for _ in range(3):
-        wait_for = done() + int(rng.integers(1, 3))  # kill after 1 or 2 more photos, plus a random delay
+        # kill after 1 or 2 more photos plus a random delay, always with a photo left to do: a
+        # run that reached its last photo could end (and escape the kill) within the delay
+        wait_for = min(done() + int(rng.integers(1, 3)), len(LAYOUT) - 1)
         proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None and done() < wait_for:
