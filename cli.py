@@ -116,6 +116,8 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--blend", type=click.FloatRange(0, 1),
               help="With --init: write init + BLEND x (trained - init), a weight-space ensemble (WiSE-FT).")
 @click.option("--frozen-blocks", type=int, help="Freeze the stem and this many early blocks (faster on a CPU).")
+@click.option("--eval-every", type=click.IntRange(min=1),
+              help="Measure the validation figures every N epochs (always after the last).")
 @click.option("--limit", type=int, help="Use only the first N rated images (smoke tests).")
 @click.option("--seed", type=int)
 @click.option("--workers", type=int)

@@ -67,6 +67,7 @@ class TrainConfig:
     per_group: int = 6
     blend: float = 1.0
     frozen_blocks: int = 0
+    eval_every: int = 1
     limit: int | None = None
     workers: int = 0
     device: str = "auto"
@@ -253,7 +254,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         elapsed += time.perf_counter() - t0
 
         if _is_main():
-            figures = _figures(model, val_s, held_src, device, config.workers)
+            last = epoch + 1 == config.epochs
+            figures = _figures(model, val_s, held_src, device, config.workers) \
+                if last or (epoch + 1) % config.eval_every == 0 else {}
             figures.update(epoch=epoch + 1, loss_emd=loss_emd.item(), loss_rank=loss_rank.item(), seconds=elapsed)
             history.append(figures)
             tqdm.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))

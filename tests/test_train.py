@@ -68,6 +68,14 @@ def test_train_writes_a_self_describing_checkpoint_and_split(tmp_path: Path) -> 
     assert not set(split["train"]) & set(split["val"]) and len(split["pristine_holdout"]) == 1
 
 
+def test_eval_every_measures_figures_on_its_epochs_and_always_after_the_last(tmp_path: Path) -> None:
+    config = _config(tmp_path, epochs=3, eval_every=2, rank_weight=0, holdout_sources=0)
+    figures = train(config)
+    history = torch.load(config.run_dir / "last.pt", weights_only=False)["history"]
+    assert ["srcc" in h for h in history] == [False, True, True]
+    assert figures["epoch"] == 3 and "srcc" in figures
+
+
 def test_blend_writes_the_weight_space_ensemble_of_init_and_trained(tmp_path: Path) -> None:
     """blend=0.5 writes the midpoint of the starting weights and those a blend=1 run (same seed) ends at."""
     start = _config(tmp_path / "s", epochs=1, rank_weight=0)
