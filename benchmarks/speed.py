@@ -29,7 +29,7 @@ from common import KODAK, ROOT, load_rgb, need, quantise, save_json, to_tensor
 
 def tune_12mp(workdir: Path, runs: int) -> dict:
     src = workdir / "12mp.jpg"
-    Image.open(KODAK / "kodim05.png").convert("RGB").resize((4000, 3000), Image.BICUBIC).save(src, quality=95)
+    Image.open(KODAK / "kodim05.png").convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC).save(src, quality=95)
     walls, phases = [], []
     for i in range(runs):
         out = workdir / f"out{i}.jpg"
@@ -42,23 +42,34 @@ def tune_12mp(workdir: Path, runs: int) -> dict:
     return {"megapixels": 12.0, "wall_seconds": walls, "phases": phases}
 
 
-def step_cost(repeats: int) -> dict:
-    """Seconds per tuning step vs one scorer forward+backward on the same (3,3,224,224) views."""
+def step_cost(repeats: int, device: str = "cpu", bf16: bool = False) -> dict:
+    """Seconds per tuning step vs one scorer forward+backward on the same (3,3,224,224) views.
+
+    ``bf16``: the scorer runs under bf16 autocast in channels-last layout (a CUDA option measured
+    by benchmarks/gpu.py); the operators stay in float32.
+    """
     from enhance.recipe import Recipe
     from enhance.tune import Views, apply_pipeline, bounded, identity_pull, _unconstrained
     from nima import load_scorer, mean_score
 
-    scorer = load_scorer()
-    image = to_tensor(load_rgb(KODAK / "kodim05.png"))
+    scorer = load_scorer(device=device)
+    if bf16:
+        scorer = scorer.to(memory_format=torch.channels_last)
+    image = to_tensor(load_rgb(KODAK / "kodim05.png")).to(device)
     recipe = Recipe.from_ops(["tonemap"])
     views = Views.of(image, recipe, crops=2, size=224, seed=0)
-    u = [{k: v.requires_grad_(True) for k, v in d.items()} for d in _unconstrained(recipe, 1, torch.device("cpu"))]
+    u = [{k: v.requires_grad_(True) for k, v in d.items()} for d in _unconstrained(recipe, 1, torch.device(device))]
+    autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16)
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        with autocast:
+            return mean_score(scorer(x).float())
     opt = torch.optim.Adam([t for d in u for t in d.values()], lr=0.15)
 
     def one_step() -> None:
         params = bounded(recipe, u)
         x = views.render(224, lambda im, ref: apply_pipeline(im, recipe, params, ref))
-        loss = -mean_score(scorer(x)).mean() + 0.05 * identity_pull(recipe, params).sum()
+        loss = -score(x).mean() + 0.05 * identity_pull(recipe, params).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -67,14 +78,20 @@ def step_cost(repeats: int) -> dict:
 
     def scorer_pass() -> None:
         fixed.grad = None
-        mean_score(scorer(fixed)).mean().backward()
+        score(fixed).mean().backward()
 
     def timed(f) -> float:  # type: ignore[no-untyped-def]
         f()  # warm-up
+        sync()
         t0 = time.perf_counter()
         for _ in range(repeats):
             f()
+        sync()
         return (time.perf_counter() - t0) / repeats
+
+    def sync() -> None:
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
 
     step, base = timed(one_step), timed(scorer_pass)
     return {"step_seconds": step, "scorer_pass_seconds": base, "ratio": step / base, "views": 3}
