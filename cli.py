@@ -133,7 +133,7 @@ def train(preset: str | None, no_pretrained: bool, **options: Any) -> None:
         _fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     settings: dict[str, Any] = dict(PRESETS[preset]) if preset else {}
     for key, value in options.items():
-        if value not in (None, (), False):
+        if value is not None and value != ():  # 0 is a value: --frozen-blocks 0, --rank-weight 0
             settings[key] = list(value) if isinstance(value, tuple) else value
     if no_pretrained:
         settings["pretrained"] = False

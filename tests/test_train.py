@@ -146,3 +146,16 @@ def test_two_process_training_with_torchrun(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     _, meta = load_checkpoint(out)
     assert meta["world_size"] == 2
+
+
+def test_cli_zero_overrides_a_preset(tmp_path: Path) -> None:
+    """0 is a value, not 'not given': --frozen-blocks 0 and --rank-weight 0 replace the preset's 3 and 0.5."""
+    data, pristine = _tiny_dataset(tmp_path / "data")
+    out = tmp_path / "w.pt"
+    result = CliRunner().invoke(cli.main, [
+        "train", "--preset", "default", "--init", "", "--dataset", data, "--pristine", pristine, "--no-pretrained",
+        "--epochs", "1", "--batch-size", "4", "--frozen-blocks", "0", "--rank-weight", "0", "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    config = load_checkpoint(out)[1]["config"]
+    assert config["frozen_blocks"] == 0 and config["rank_weight"] == 0
