@@ -40,8 +40,9 @@ class TrainConfig:
     """Everything a run needs; saved beside the weights so a run can be repeated.
 
     ``datasets`` are ``"KIND:PATH"`` specs (ava, tid2013, clive, koniq, csv). ``pristine`` lists
-    pristine photos (files or folders) for the ranking term; the last ``holdout_sources`` of them
-    (sorted by name) are kept out of training and used for validation. ``init`` starts from a
+    pristine photos (files, folders or ``skimage:NAME``) for the ranking term; the last
+    ``holdout_sources`` of them (in the order given, a folder's files sorted by name) are kept out
+    of training and used for validation. ``init`` starts from a
     NIMA weights file instead of ImageNet features (use the same seed, hence the same split);
     ``blend`` below 1 then writes ``init + blend * (trained - init)``, the weight-space ensemble
     of WiSE-FT (Wortsman et al., 2022), which keeps more of the starting model's agreement with
@@ -82,18 +83,28 @@ class TrainConfig:
 
 
 def pristine_paths(entries: list[str]) -> list[str]:
-    """Image files named directly or found in the given folders, sorted."""
+    """Image files named directly or found in the given folders, in the order given (a folder's
+    files sorted by name). ``skimage:NAME`` names a photo that ships with scikit-image (the
+    public-domain or CC0 ones: astronaut.png, chelsea.png, coffee.png, rocket.jpg)."""
     exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
     out: list[str] = []
     for entry in entries:
-        p = Path(entry)
+        p = _skimage_photo(entry) if entry.startswith("skimage:") else Path(entry)
         if p.is_dir():
             out += [str(f) for f in sorted(p.rglob("*")) if f.suffix.lower() in exts]
         elif p.is_file():
             out.append(str(p))
         else:
             raise ValueError(f"{entry}: no such file or folder of pristine photos")
-    return sorted(out)
+    return out
+
+
+def _skimage_photo(entry: str) -> Path:
+    try:
+        import skimage.data
+    except ImportError:
+        raise ValueError(f"{entry}: needs scikit-image (pip install scikit-image)") from None
+    return Path(skimage.data.__file__).parent / entry.split(":", 1)[1]
 
 
 def rank_loss(scores: torch.Tensor, level: torch.Tensor, family: torch.Tensor, margin: float) -> torch.Tensor:

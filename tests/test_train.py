@@ -16,7 +16,7 @@ from PIL import Image
 
 import cli
 from nima import load_checkpoint
-from nima.training import TrainConfig, rank_loss, train
+from nima.training import TrainConfig, pristine_paths, rank_loss, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,6 +56,16 @@ def test_rank_loss_hand_computed() -> None:
     bad = torch.tensor([5.0, 6.0, 5.0])
     # pairs: (0,1) gap need .2 have -1 -> 1.2; (0,2) need .6 have 0 -> .6; (1,2) need .4 have 1 -> 0
     assert float(rank_loss(bad, level, family, 0.2)) == pytest.approx((1.2 + 0.6 + 0) / 3)
+
+
+def test_pristine_sources_keep_the_order_given_so_the_held_out_ones_are_the_last_entry(tmp_path: Path) -> None:
+    _, folder = _tiny_dataset(tmp_path)
+    pytest.importorskip("skimage")
+    paths = pristine_paths(["skimage:coffee.png", "skimage:astronaut.png", folder])
+    assert [Path(p).name for p in paths] == ["coffee.png", "astronaut.png", "p0.png", "p1.png", "p2.png"]
+    assert all(Path(p).is_file() for p in paths)
+    with pytest.raises(ValueError, match="skimage:nope.png"):
+        pristine_paths(["skimage:nope.png"])
 
 
 def test_train_writes_a_self_describing_checkpoint_and_split(tmp_path: Path) -> None:
@@ -127,12 +137,12 @@ def test_cli_preset_with_overrides_runs_on_a_tiny_configuration(tmp_path: Path) 
     assert first.exit_code == 0, first.output
     result = runner.invoke(cli.main, [
         "train", "--preset", "default", "--init", str(stage1), "--dataset", data, "--pristine", pristine,
-        "--epochs", "1", "--batch-size", "4", "--out", str(out),
+        "--epochs", "1", "--batch-size", "4", "--workers", "0", "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
     _, meta = load_checkpoint(out)
     assert meta["config"]["frozen_blocks"] == 3 and meta["datasets"] == [data]
-    assert meta["config"]["init"] == str(stage1) and meta["config"]["rank_weight"] == 0.5
+    assert meta["config"]["init"] == str(stage1) and meta["config"]["rank_weight"] == 1.0
 
 
 def test_two_process_training_with_torchrun(tmp_path: Path) -> None:
@@ -149,12 +159,13 @@ def test_two_process_training_with_torchrun(tmp_path: Path) -> None:
 
 
 def test_cli_zero_overrides_a_preset(tmp_path: Path) -> None:
-    """0 is a value, not 'not given': --frozen-blocks 0 and --rank-weight 0 replace the preset's 3 and 0.5."""
+    """0 is a value, not 'not given': --frozen-blocks 0 and --rank-weight 0 replace the preset's 3 and 1."""
     data, pristine = _tiny_dataset(tmp_path / "data")
     out = tmp_path / "w.pt"
     result = CliRunner().invoke(cli.main, [
         "train", "--preset", "default", "--init", "", "--dataset", data, "--pristine", pristine, "--no-pretrained",
-        "--epochs", "1", "--batch-size", "4", "--frozen-blocks", "0", "--rank-weight", "0", "--out", str(out),
+        "--epochs", "1", "--batch-size", "4", "--workers", "0", "--frozen-blocks", "0", "--rank-weight", "0",
+        "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
     config = load_checkpoint(out)[1]["config"]
