@@ -139,7 +139,7 @@ def main() -> None:
     print(f"enhance tune, 12 MP JPEG, --op tonemap: wall {min(t['wall_seconds']):.2f} s best of {args.runs} "
           f"(all: {', '.join(f'{w:.2f}' for w in t['wall_seconds'])})")
     print("  phases of the best run: " + ", ".join(f"{k} {v}" for k, v in t["phases"][int(np.argmin(t['wall_seconds']))].items()))
-    figures["step"] = s = step_cost(repeats=10)
+    figures["step"] = s = step_cost(repeats=30)
     print(f"tuning step {1000 * s['step_seconds']:.0f} ms vs scorer forward+backward on the same 3 views "
           f"{1000 * s['scorer_pass_seconds']:.0f} ms: ratio {s['ratio']:.2f}")
     figures["optimisers"] = rows = optimiser_efficiency(args.steps)
