@@ -103,7 +103,7 @@ def _skimage_photo(entry: str) -> Path:
     try:
         import skimage.data
     except ImportError:
-        raise ValueError(f"{entry}: needs scikit-image (pip install scikit-image)") from None
+        raise ValueError(f"{entry}: needs scikit-image (pip install 'enhance[train]')") from None
     return Path(skimage.data.__file__).parent / entry.split(":", 1)[1]
 
 
