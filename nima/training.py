@@ -42,11 +42,12 @@ class TrainConfig:
     ``datasets`` are ``"KIND:PATH"`` specs (ava, tid2013, clive, koniq, csv). ``pristine`` lists
     pristine photos (files, folders or ``skimage:NAME``) for the ranking term; the last
     ``holdout_sources`` of them (in the order given, a folder's files sorted by name) are kept out
-    of training and used for validation. ``init`` starts from a
-    NIMA weights file instead of ImageNet features (use the same seed, hence the same split);
-    ``blend`` below 1 then writes ``init + blend * (trained - init)``, the weight-space ensemble
-    of WiSE-FT (Wortsman et al., 2022), which keeps more of the starting model's agreement with
-    human opinion (the figures written are measured on the blend).
+    of training and used for validation. ``init`` starts from a NIMA weights file instead of
+    ImageNet features (use the same seed, hence the same split); ``blend`` below 1 then writes
+    ``init + blend * (trained - init)``, the weight-space ensemble of WiSE-FT (Wortsman et al.,
+    2022), which keeps more of the starting model's agreement with human opinion (the figures
+    written are measured on the blend). ``eval_every``: validation figures every N epochs and
+    after the last.
     """
 
     datasets: list[str]
