@@ -278,7 +278,7 @@ def tune(
     (1,3,H,W) in [0,1] on the image's device and a :class:`TuneResult` (parameters in human
     units, scores before and after, steps, timings). ``optimizer`` is ``"adam"`` (gradients) or
     ``"nelder-mead"`` (scipy, derivative-free). Deterministic for a given ``seed`` on the
-    CPU; on CUDA, atomics in backward kernels can make runs differ (benchmarks/RESULTS.md).
+    CPU; on CUDA, runs can differ (measured: benchmarks/RESULTS.md).
 
     >>> image = torch.rand(1, 3, 64, 96) * 0.5          # a dim photo
     >>> out, result = tune(image, ["exposure"], steps=3)
