@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -109,12 +110,15 @@ def determinism(device: torch.device, kodak: Path, repeats: int) -> dict:
     out = {}
     for name, ctx in settings.items():
         results = []
-        for _ in range(repeats):
-            with ctx():
-                y, r = enhance.tune(image, ["tonemap"], scorer)
-            results.append((hash(y.cpu().numpy().tobytes()), r.steps, json.dumps(r.values)))
+        with warnings.catch_warnings(record=True) as caught:  # names the kernels with no deterministic version
+            warnings.simplefilter("always")
+            for _ in range(repeats):
+                with ctx():
+                    y, r = enhance.tune(image, ["tonemap"], scorer)
+                results.append((hash(y.cpu().numpy().tobytes()), r.steps, json.dumps(r.values)))
         out[name] = {"distinct_outputs": len({h for h, _, _ in results}), "steps": [n for _, n, _ in results],
-                     "params": sorted({v for _, _, v in results})}
+                     "params": sorted({v for _, _, v in results}),
+                     "warnings": sorted({str(w.message)[:300] for w in caught})}
     return out
 
 
