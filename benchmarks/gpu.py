@@ -31,11 +31,7 @@ from PIL import Image
 
 import speed
 from common import ROOT, save_json
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from speed import sync
 
 
 def scorer_throughput(device: torch.device, batch: int, iters: int) -> dict:
@@ -143,17 +139,6 @@ def cli(*args: str) -> float:
     return time.perf_counter() - t0
 
 
-def tune_12mp(kodak: Path, tmp: Path, runs: int) -> dict:
-    [src] = photos(kodak, tmp / "12mp", (4000, 3000), 1)
-    walls, phases = [], []
-    for i in range(runs):
-        out = tmp / f"12mp_out{i}.jpg"
-        walls.append(cli("tune", str(src), "--op", "tonemap", "-o", str(out)))
-        record = json.loads(Path(f"{out}.json").read_text())
-        phases.append({**record["seconds"], "steps": record["steps"]})
-    return {"command": "enhance tune 12mp.jpg --op tonemap -o out.jpg", "wall_seconds": walls, "phases": phases}
-
-
 def batch_1mp(kodak: Path, tmp: Path) -> dict:
     inputs = photos(kodak, tmp / "1mp", (1224, 816), 24)
     out = tmp / "1mp_out"
@@ -167,7 +152,7 @@ def batch_1mp(kodak: Path, tmp: Path) -> dict:
 
 
 def training(data: Path, init: Path | None, tmp: Path, workers: int, limit: int | None) -> dict:
-    """One epoch of the default preset's stage 2: each step 16 rated images + 2 groups of 7."""
+    """One epoch of the default preset's stage 2 (rated images plus synthetic groups per step)."""
     out = tmp / "train.pt"
     args = ["train", "--preset", "default", "--dataset", f"clive:{data / 'clive'}", "--pristine",
             str(data / "kodak"), "--out", str(out), "--epochs", "1", "--workers", str(workers)]
@@ -177,8 +162,10 @@ def training(data: Path, init: Path | None, tmp: Path, workers: int, limit: int 
     from nima import load_checkpoint
 
     meta = load_checkpoint(out)[1]
-    n_train = json.loads((out.with_suffix(".run") / "split.json").read_text())["train"]
-    images = len(n_train) // 16 * (16 + 2 * 7)  # drop_last batches
+    config = meta["config"]
+    n_train = len(json.loads((out.with_suffix(".run") / "split.json").read_text())["train"])
+    per_step = config["batch_size"] + config["groups_per_step"] * (1 + config["per_group"])
+    images = n_train // config["batch_size"] * per_step  # drop_last batches
     return {"command": "enhance " + " ".join(args), "wall_seconds": wall, "train_seconds": meta["train_seconds"],
             "images": images, "images_per_second": images / meta["train_seconds"], "workers": workers}
 
@@ -218,7 +205,7 @@ def main() -> None:
         section("step_bf16", lambda: speed.step_cost(3 if args.quick else 50, str(device), bf16=True))
         section("determinism", lambda: determinism(device, kodak, 2 if args.quick else 4))
         if not args.quick:
-            section("tune_12mp", lambda: tune_12mp(kodak, tmp, 3))
+            section("tune_12mp", lambda: speed.tune_12mp(tmp, 3, "kodim01.png"))
             section("batch_1mp", lambda: batch_1mp(kodak, tmp))
         section("training", lambda: training(data, Path(args.init).resolve() if args.init else None, tmp, args.workers,
                                              64 if args.quick else None))

@@ -27,9 +27,10 @@ from PIL import Image
 from common import KODAK, ROOT, load_rgb, need, quantise, save_json, to_tensor
 
 
-def tune_12mp(workdir: Path, runs: int) -> dict:
+def tune_12mp(workdir: Path, runs: int, photo: str = "kodim05.png") -> dict:
+    """``enhance tune --op tonemap`` on a Kodak photo enlarged to 4000x3000, ``runs`` times."""
     src = workdir / "12mp.jpg"
-    Image.open(KODAK / "kodim05.png").convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC).save(src, quality=95)
+    Image.open(KODAK / photo).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC).save(src, quality=95)
     walls, phases = [], []
     for i in range(runs):
         out = workdir / f"out{i}.jpg"
@@ -39,7 +40,13 @@ def tune_12mp(workdir: Path, runs: int) -> dict:
         walls.append(time.perf_counter() - t0)
         record = json.loads(Path(f"{out}.json").read_text())
         phases.append({**record["seconds"], "steps": record["steps"]})
-    return {"megapixels": 12.0, "wall_seconds": walls, "phases": phases}
+    return {"megapixels": 12.0, "photo": photo, "wall_seconds": walls, "phases": phases}
+
+
+def sync(device: str | torch.device) -> None:
+    """Wait for the device's queued work, so that wall-clock timings include it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
 
 
 def step_cost(repeats: int, device: str = "cpu", bf16: bool = False) -> dict:
@@ -82,16 +89,12 @@ def step_cost(repeats: int, device: str = "cpu", bf16: bool = False) -> dict:
 
     def timed(f) -> float:  # type: ignore[no-untyped-def]
         f()  # warm-up
-        sync()
+        sync(device)
         t0 = time.perf_counter()
         for _ in range(repeats):
             f()
-        sync()
+        sync(device)
         return (time.perf_counter() - t0) / repeats
-
-    def sync() -> None:
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
 
     step, base = timed(one_step), timed(scorer_pass)
     return {"step_seconds": step, "scorer_pass_seconds": base, "ratio": step / base, "views": 3}
