@@ -119,7 +119,8 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--eval-every", type=click.IntRange(min=1),
               help="Measure the validation figures every N epochs (always after the last).")
 @click.option("--limit", type=int, help="Use only the first N rated images (smoke tests).")
-@click.option("--seed", type=int)
+@click.option("--seed", type=int, help="Initialisation, data order and augmentation.")
+@click.option("--split-seed", type=int, help="Chooses the validation split (keep it across runs you compare).")
 @click.option("--workers", type=int)
 @click.option("--device")
 @click.option("--no-pretrained", is_flag=True, help="Start the backbone from random weights.")

@@ -43,11 +43,12 @@ class TrainConfig:
     pristine photos (files, folders or ``skimage:NAME``) for the ranking term; the last
     ``holdout_sources`` of them (in the order given, a folder's files sorted by name) are kept out
     of training and used for validation. ``init`` starts from a NIMA weights file instead of
-    ImageNet features (use the same seed, hence the same split); ``blend`` below 1 then writes
+    ImageNet features (use the same ``split_seed``, hence the same split); ``blend`` below 1 then writes
     ``init + blend * (trained - init)``, the weight-space ensemble of WiSE-FT (Wortsman et al.,
     2022), which keeps more of the starting model's agreement with human opinion (the figures
     written are measured on the blend). ``eval_every``: validation figures every N epochs and
-    after the last.
+    after the last. ``seed`` drives initialisation, data order and augmentation; ``split_seed``
+    alone chooses the validation split, so runs with different seeds stay comparable.
     """
 
     datasets: list[str]
@@ -61,6 +62,7 @@ class TrainConfig:
     lr_head: float = 1e-3
     val_fraction: float = 0.2
     seed: int = 0
+    split_seed: int = 0
     pristine: list[str] = field(default_factory=list)
     holdout_sources: int = 6
     rank_weight: float = 1.0
@@ -178,7 +180,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         samples += ratings.samples
     if config.limit:
         samples = samples[: config.limit]
-    train_s, val_s = split_groups(samples, config.val_fraction, config.seed)
+    train_s, val_s = split_groups(samples, config.val_fraction, config.split_seed)
     sources = pristine_paths(config.pristine)
     hold = min(config.holdout_sources, max(len(sources) - 1, 0))
     train_src, held_src = sources[: len(sources) - hold], sources[len(sources) - hold :]

@@ -78,6 +78,20 @@ def test_train_writes_a_self_describing_checkpoint_and_split(tmp_path: Path) -> 
     assert not set(split["train"]) & set(split["val"]) and len(split["pristine_holdout"]) == 1
 
 
+def test_seed_leaves_the_split_to_split_seed(tmp_path: Path) -> None:
+    """Runs with other seeds (for a seed study, or from a stage-1 model) validate on the same images."""
+    def val(name: str, **kw) -> list[str]:
+        config = _config(tmp_path / name, epochs=1, rank_weight=0, holdout_sources=0, limit=None, **kw)
+        data, _ = _tiny_dataset(tmp_path / "shared", n=16)
+        config.datasets = [data]
+        train(config)
+        return json.loads((config.run_dir / "split.json").read_text())["val"]
+
+    base = val("a")
+    assert val("b", seed=3) == base
+    assert val("c", split_seed=1) != base
+
+
 def test_eval_every_measures_figures_on_its_epochs_and_always_after_the_last(tmp_path: Path) -> None:
     config = _config(tmp_path, epochs=3, eval_every=2, rank_weight=0, holdout_sources=0)
     figures = train(config)
