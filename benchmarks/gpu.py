@@ -79,8 +79,10 @@ def bf16_agreement(device: torch.device, kodak: Path) -> dict:
 
 
 def determinism(device: torch.device, kodak: Path, repeats: int) -> dict:
-    """Whether ``enhance.tune`` repeats itself on this device: 1-megapixel photo, --op tonemap,
-    same seed, ``repeats`` runs per setting; distinct outputs and step counts per setting."""
+    """Whether ``enhance.tune`` repeats itself on this device: 1-megapixel photo, same seed,
+    ``repeats`` runs per recipe (``--op tonemap`` and ``auto``) as it stands ("default") and under
+    ``torch.use_deterministic_algorithms(warn_only=True)``, whose warnings name any kernel left
+    without a deterministic version; distinct outputs and step counts per setting."""
     import contextlib
     import enhance
     from nima import load_scorer
@@ -93,28 +95,25 @@ def determinism(device: torch.device, kodak: Path, repeats: int) -> dict:
     def strict():  # type: ignore[no-untyped-def]
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
-            with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True):
-                yield
+            yield
         finally:
             torch.use_deterministic_algorithms(False)
 
-    settings: dict[str, Callable[[], Any]] = {
-        "default": contextlib.nullcontext,
-        "cudnn_deterministic": lambda: torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True),
-        "deterministic_algorithms": strict,
-    }
+    settings: dict[str, Callable[[], Any]] = {"default": contextlib.nullcontext, "deterministic_algorithms": strict}
     out = {}
-    for name, ctx in settings.items():
-        results = []
-        with warnings.catch_warnings(record=True) as caught:  # names the kernels with no deterministic version
-            warnings.simplefilter("always")
-            for _ in range(repeats):
-                with ctx():
-                    y, r = enhance.tune(image, ["tonemap"], scorer)
-                results.append((hash(y.cpu().numpy().tobytes()), r.steps, json.dumps(r.values)))
-        out[name] = {"distinct_outputs": len({h for h, _, _ in results}), "steps": [n for _, n, _ in results],
-                     "params": sorted({v for _, _, v in results}),
-                     "warnings": sorted({str(w.message)[:300] for w in caught})}
+    for recipe in (["tonemap"], "auto"):
+        for name, ctx in settings.items():
+            results = []
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for _ in range(repeats):
+                    with ctx():
+                        y, r = enhance.tune(image, recipe, scorer)
+                    results.append((hash(y.cpu().numpy().tobytes()), r.steps, json.dumps(r.values)))
+            out[f"{recipe if isinstance(recipe, str) else recipe[0]}/{name}"] = {
+                "distinct_outputs": len({h for h, _, _ in results}), "steps": [n for _, n, _ in results],
+                "params": sorted({v for _, _, v in results}),
+                "warnings": sorted({str(w.message)[:300] for w in caught})}
     return out
 
 

@@ -56,7 +56,7 @@ def step_cost(repeats: int, device: str = "cpu", bf16: bool = False) -> dict:
     by benchmarks/gpu.py); the operators stay in float32.
     """
     from enhance.recipe import Recipe
-    from enhance.tune import Views, apply_pipeline, bounded, identity_pull, _unconstrained
+    from enhance.tune import Views, apply_pipeline, bounded, identity_pull, repeatable, _unconstrained
     from nima import load_scorer, mean_score
 
     scorer = load_scorer(device=device)
@@ -96,7 +96,8 @@ def step_cost(repeats: int, device: str = "cpu", bf16: bool = False) -> dict:
         sync(device)
         return (time.perf_counter() - t0) / repeats
 
-    step, base = timed(one_step), timed(scorer_pass)
+    with repeatable(torch.device(device)):  # the tuner's own kernel settings (CUDA: deterministic ones)
+        step, base = timed(one_step), timed(scorer_pass)
     return {"step_seconds": step, "scorer_pass_seconds": base, "ratio": step / base, "views": 3}
 
 

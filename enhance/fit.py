@@ -24,7 +24,7 @@ from enhance.io import Photo, read
 from enhance.recipe import Recipe
 from enhance.tune import (
     Opinion, Params, TuneResult, Views, _check_finite, _unconstrained, apply_pipeline, bounded,
-    check_hdr, display, hdr_scale, identity_pull, params_from_values, render,
+    check_hdr, display, hdr_scale, identity_pull, params_from_values, render, repeatable,
 )
 from nima import Scorer, mean_score
 
@@ -118,33 +118,34 @@ def tune_batch(
     live = [[{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in ui] for ui in u0]
     opt = torch.optim.Adam([t for ui in live for d in ui for t in d.values()], lr=lr)
     active = everyone
-    for step in range(1, steps + 1):
-        if not active:
-            break
-        opt.zero_grad(set_to_none=True)
-        objs, dists = objective(active, live)
-        for o in objs:
-            _check_finite(o, "the score")
-        (-torch.stack(objs).sum()).backward()
-        stopped = []
-        for i, obj, dist in zip(active, objs, dists):
-            for t in (t for d in live[i] for t in d.values()):
-                _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
-            evaluations[i] += 1
-            steps_done[i] = step
-            history[i].append(float(mean_score(dist.detach()).mean()))
-            if float(obj.detach()) > best_obj[i] + 1e-4:
-                best_obj[i], best_dist[i], since_best[i] = float(obj.detach()), dist.detach(), 0
-                best_u[i] = [{k: v.detach().clone() for k, v in d.items()} for d in live[i]]
-            else:
-                since_best[i] += 1
-            if since_best[i] >= patience:
-                stopped.append(i)
-                for d in live[i]:
-                    for t in d.values():
-                        t.grad = None  # Adam leaves parameters without a gradient alone
-        active = [i for i in active if i not in stopped]
-        opt.step()
+    with repeatable(next(scorer.parameters()).device):  # forward and backward passes alike
+        for step in range(1, steps + 1):
+            if not active:
+                break
+            opt.zero_grad(set_to_none=True)
+            objs, dists = objective(active, live)
+            for o in objs:
+                _check_finite(o, "the score")
+            (-torch.stack(objs).sum()).backward()
+            stopped = []
+            for i, obj, dist in zip(active, objs, dists):
+                for t in (t for d in live[i] for t in d.values()):
+                    _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
+                evaluations[i] += 1
+                steps_done[i] = step
+                history[i].append(float(mean_score(dist.detach()).mean()))
+                if float(obj.detach()) > best_obj[i] + 1e-4:
+                    best_obj[i], best_dist[i], since_best[i] = float(obj.detach()), dist.detach(), 0
+                    best_u[i] = [{k: v.detach().clone() for k, v in d.items()} for d in live[i]]
+                else:
+                    since_best[i] += 1
+                if since_best[i] >= patience:
+                    stopped.append(i)
+                    for d in live[i]:
+                        for t in d.values():
+                            t.grad = None  # Adam leaves parameters without a gradient alone
+            active = [i for i in active if i not in stopped]
+            opt.step()
     t_tune = (time.perf_counter() - t0) / max(n, 1)
 
     results = []
@@ -278,33 +279,34 @@ def fit_shared(
     order: list[int] = []
     history: list[float] = []
     best, best_obj = values_of(u), -math.inf
-    for step in range(1, steps + 1):
-        if len(order) < min(batch_size, len(items)):
-            order += gen.permutation(len(items)).tolist()
-        batch, order = [items[i] for i in order[:batch_size]], order[batch_size:]
-        opt.zero_grad(set_to_none=True)
-        params = bounded(recipe, u)
-        total = scores(batch, params).sum() if batch else torch.zeros((), device=device)
-        _check_finite(total, "the score")
-        if batch:
-            (-total).backward()
-        grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in leaves]
-        tail = torch.tensor([float(len(batch)), float(total.detach())], device=device)
-        flat = _all_sum(torch.cat([g.reshape(-1) for g in grads] + [tail]), distributed)
-        seen = float(flat[-2])
-        for t, g in zip(leaves, flat[:-2].split([t.numel() for t in leaves])):
-            t.grad = (g / seen).reshape(t.shape)
-        penalty = strength * identity_pull(recipe, bounded(recipe, u)).sum()
-        penalty.backward()
-        for t in leaves:
-            _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
-        history.append(round(float(flat[-1]) / seen, 5))
-        obj = history[-1] - float(penalty.detach())
-        if obj > best_obj:
-            best, best_obj = values_of(u), obj
-        if on_step:
-            on_step(step, history[-1])
-        opt.step()
+    with repeatable(device):  # forward and backward passes alike
+        for step in range(1, steps + 1):
+            if len(order) < min(batch_size, len(items)):
+                order += gen.permutation(len(items)).tolist()
+            batch, order = [items[i] for i in order[:batch_size]], order[batch_size:]
+            opt.zero_grad(set_to_none=True)
+            params = bounded(recipe, u)
+            total = scores(batch, params).sum() if batch else torch.zeros((), device=device)
+            _check_finite(total, "the score")
+            if batch:
+                (-total).backward()
+            grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in leaves]
+            tail = torch.tensor([float(len(batch)), float(total.detach())], device=device)
+            flat = _all_sum(torch.cat([g.reshape(-1) for g in grads] + [tail]), distributed)
+            seen = float(flat[-2])
+            for t, g in zip(leaves, flat[:-2].split([t.numel() for t in leaves])):
+                t.grad = (g / seen).reshape(t.shape)
+            penalty = strength * identity_pull(recipe, bounded(recipe, u)).sum()
+            penalty.backward()
+            for t in leaves:
+                _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
+            history.append(round(float(flat[-1]) / seen, 5))
+            obj = history[-1] - float(penalty.detach())
+            if obj > best_obj:
+                best, best_obj = values_of(u), obj
+            if on_step:
+                on_step(step, history[-1])
+            opt.step()
 
     # The last step's values were never scored, and the best step's only on its mini-batch: judge
     # both on the whole set, keep the better, and keep the photos unless it beats them.

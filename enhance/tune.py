@@ -13,15 +13,17 @@ if the result does not score above the input there, the input is returned unchan
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from enhance.ops.filters import resize_separable
 from enhance.recipe import Recipe
 from nima import Scorer, mean_score, std_score
 
@@ -159,11 +161,16 @@ class Views:
             r = run(crop, self.detail_short)
             m = self.margin
             out.append(r[..., m: r.shape[-2] - m, m: r.shape[-1] - m])
-        return torch.cat([
-            v if v.shape[-2:] == (size, size)
-            else F.interpolate(v, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            for v in out
-        ])
+        return torch.cat([v if v.shape[-2:] == (size, size) else _to_scorer(v, size) for v in out])
+
+
+def _to_scorer(view: torch.Tensor, size: int) -> torch.Tensor:
+    """A rendered view resized to the scorer's (size, size). On CUDA the matrix-product form,
+    whose backward repeats exactly from run to run; elsewhere F.interpolate (same weights, faster
+    on a CPU, deterministic there)."""
+    if view.is_cuda:
+        return resize_separable(view, (size, size))
+    return F.interpolate(view, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 # --- results ------------------------------------------------------------------------------
@@ -240,6 +247,24 @@ def _check_finite(t: torch.Tensor, what: str) -> None:
         raise TuneError(f"non-finite values in {what} during tuning")
 
 
+@contextlib.contextmanager
+def repeatable(device: torch.device) -> Iterator[None]:
+    """On CUDA, PyTorch's deterministic kernels (cuDNN's included, no autotuning) for one tuning
+    pass: some default kernels accumulate gradients in a varying order, and a climb that differs
+    in the last bit can end elsewhere. Warns rather than fails on a kernel with no deterministic
+    version; a caller's own setting is left alone. Elsewhere, nothing to do."""
+    if device.type != "cuda" or torch.are_deterministic_algorithms_enabled():
+        yield
+        return
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=False, deterministic=True,
+                                        allow_tf32=torch.backends.cudnn.allow_tf32):
+            yield
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
 def as_recipe(recipe: Recipe | str | Sequence[str]) -> Recipe:
     """A Recipe as is; a string names a shipped recipe or a TOML file; a list names operators."""
     from enhance.recipe import load_recipe
@@ -277,8 +302,9 @@ def tune(
     ``scorer`` defaults to the shipped weights on the image's device. Returns the output
     (1,3,H,W) in [0,1] on the image's device and a :class:`TuneResult` (parameters in human
     units, scores before and after, steps, timings). ``optimizer`` is ``"adam"`` (gradients) or
-    ``"nelder-mead"`` (scipy, derivative-free). Deterministic for a given ``seed`` on the
-    CPU; on CUDA, runs can differ (measured: benchmarks/RESULTS.md).
+    ``"nelder-mead"`` (scipy, derivative-free). Deterministic for a given ``seed`` on one
+    device (on CUDA through deterministic kernels; measured: benchmarks/RESULTS.md); a CPU and a
+    GPU reach slightly different results.
 
     >>> image = torch.rand(1, 3, 64, 96) * 0.5          # a dim photo
     >>> out, result = tune(image, ["exposure"], steps=3)
@@ -323,36 +349,37 @@ def tune(
     history = [float(mean_score(dist0).mean())]
     evaluations = 1
 
-    if optimizer == "adam":
-        u = [{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in u0]
-        opt = torch.optim.Adam([t for d in u for t in d.values()], lr=lr)
-        since_best, step = 0, 0
-        for step in range(1, steps + 1):
-            opt.zero_grad(set_to_none=True)
-            obj, dist = objective(u)
-            _check_finite(obj, "the score")
-            (-obj).backward()
-            for d in u:
-                for t in d.values():
-                    _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
-            evaluations += 1
-            history.append(float(mean_score(dist.detach()).mean()))
-            if float(obj.detach()) > best_obj + 1e-4:
-                best_obj, best_dist, since_best = float(obj.detach()), dist.detach(), 0
-                best_u = [{k: v.detach().clone() for k, v in d.items()} for d in u]
-            else:
-                since_best += 1
-            if on_step:
-                on_step(step, history[-1])
-            if since_best >= patience:
-                break
-            opt.step()
-        steps_done = step
-    elif optimizer == "nelder-mead":
-        best_u, best_obj, best_dist, steps_done, evaluations = _nelder_mead(
-            u0, objective, steps, history, on_step)
-    else:
-        raise ValueError(f"unknown optimizer {optimizer!r}: use 'adam' or 'nelder-mead'")
+    with repeatable(device):  # forward and backward passes alike
+        if optimizer == "adam":
+            u = [{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in u0]
+            opt = torch.optim.Adam([t for d in u for t in d.values()], lr=lr)
+            since_best, step = 0, 0
+            for step in range(1, steps + 1):
+                opt.zero_grad(set_to_none=True)
+                obj, dist = objective(u)
+                _check_finite(obj, "the score")
+                (-obj).backward()
+                for d in u:
+                    for t in d.values():
+                        _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
+                evaluations += 1
+                history.append(float(mean_score(dist.detach()).mean()))
+                if float(obj.detach()) > best_obj + 1e-4:
+                    best_obj, best_dist, since_best = float(obj.detach()), dist.detach(), 0
+                    best_u = [{k: v.detach().clone() for k, v in d.items()} for d in u]
+                else:
+                    since_best += 1
+                if on_step:
+                    on_step(step, history[-1])
+                if since_best >= patience:
+                    break
+                opt.step()
+            steps_done = step
+        elif optimizer == "nelder-mead":
+            best_u, best_obj, best_dist, steps_done, evaluations = _nelder_mead(
+                u0, objective, steps, history, on_step)
+        else:
+            raise ValueError(f"unknown optimizer {optimizer!r}: use 'adam' or 'nelder-mead'")
     t_tune = time.perf_counter() - t0
 
     t1 = time.perf_counter()
