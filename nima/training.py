@@ -46,7 +46,9 @@ class TrainConfig:
     ImageNet features (use the same ``split_seed``, hence the same split); ``blend`` below 1 then writes
     ``init + blend * (trained - init)``, the weight-space ensemble of WiSE-FT (Wortsman et al.,
     2022), which keeps more of the starting model's agreement with human opinion (the figures
-    written are measured on the blend). ``eval_every``: validation figures every N epochs and
+    written are measured on the blend). ``distill`` weighs an EMD term that keeps the predictions
+    on the rated images and on the synthetic groups' pristine photos close to those of ``init``
+    (learning without forgetting, Li and Hoiem, 2016). ``eval_every``: validation figures every N epochs and
     after the last. ``seed`` drives initialisation, data order and augmentation; ``split_seed``
     alone chooses the validation split, so runs with different seeds stay comparable.
     """
@@ -67,6 +69,7 @@ class TrainConfig:
     holdout_sources: int = 6
     rank_weight: float = 1.0
     rank_margin: float = 0.2
+    distill: float = 0.0
     groups_per_step: int = 2
     per_group: int = 6
     blend: float = 1.0
@@ -207,6 +210,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
         model = model.to(device)
     else:
         model = NIMA(config.backbone, pretrained=config.pretrained).to(device)
+    teacher: NIMA | None = None
+    if config.distill > 0:
+        if not config.init:
+            raise ValueError("distill needs init: the model whose predictions to keep")
+        teacher = load_checkpoint(config.init)[0].to(device).eval()
+        teacher.requires_grad_(False)
     freeze(model, config.frozen_blocks)
     head = list(model.head.parameters())
     body = [p for p in model.features.parameters() if p.requires_grad]
@@ -259,11 +268,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 scores = mean_score(pred[n_rated:]).view(*groups[0].shape)
                 loss_rank = torch.stack([rank_loss(s, lv, fm, config.rank_margin)
                                          for s, lv, fm in zip(scores, *groups)]).mean()
-            loss = loss_emd + config.rank_weight * loss_rank
+            loss_keep = torch.zeros((), device=device)
+            if teacher is not None:
+                keep = torch.arange(n_rated, device=device)
+                if groups is not None:
+                    keep = torch.cat([keep, n_rated + torch.nonzero(groups[0].flatten() == 0).flatten()])
+                with torch.no_grad():
+                    target_keep = teacher(x[keep])
+                loss_keep = emd(pred[keep], target_keep, r=2).mean()
+            loss = loss_emd + config.rank_weight * loss_rank + config.distill * loss_keep
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            bar.set_postfix(emd=f"{loss_emd.item():.3f}", rank=f"{loss_rank.item():.3f}")
+            bar.set_postfix(emd=f"{loss_emd.item():.3f}", rank=f"{loss_rank.item():.3f}", keep=f"{loss_keep.item():.3f}")
         sched.step()
         elapsed += time.perf_counter() - t0
 
@@ -271,7 +288,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             last = epoch + 1 == config.epochs
             figures = _figures(model, val_s, held_src, device, config.workers) \
                 if last or (epoch + 1) % config.eval_every == 0 else {}
-            figures.update(epoch=epoch + 1, loss_emd=loss_emd.item(), loss_rank=loss_rank.item(), seconds=elapsed)
+            figures.update(epoch=epoch + 1, loss_emd=loss_emd.item(), loss_rank=loss_rank.item(), loss_keep=loss_keep.item(),
+                           seconds=elapsed)
             history.append(figures)
             tqdm.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
             tmp = run / "last.pt.tmp"

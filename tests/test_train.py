@@ -117,6 +117,25 @@ def test_blend_writes_the_weight_space_ensemble_of_init_and_trained(tmp_path: Pa
     assert figures["blend"] == 0.5 and load_checkpoint(half.out)[1]["validation"]["blend"] == 0.5
 
 
+def test_distill_keeps_the_starting_models_predictions(tmp_path: Path) -> None:
+    """With a large distill weight and no other signal, training stays close to init's predictions."""
+    start = _config(tmp_path / "s", epochs=1, rank_weight=0)
+    train(start)
+    with pytest.raises(ValueError, match="distill needs init"):
+        train(_config(tmp_path / "n", epochs=1, distill=1.0))
+    quick = dict(epochs=2, init=start.out, holdout_sources=0, lr_backbone=1e-2, lr_head=1e-1)
+    free, kept = _config(tmp_path / "f", **quick), _config(tmp_path / "k", distill=100.0, **quick)
+    train(free)
+    train(kept)
+    history = torch.load(kept.run_dir / "last.pt", weights_only=False)["history"]
+    assert history[-1]["loss_keep"] > 0
+    x = torch.rand(4, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    a, b, c = (load_checkpoint(cfg.out)[0].eval() for cfg in (start, free, kept))
+    with torch.no_grad():
+        drift_free, drift_kept = (float((m(x) - a(x)).abs().sum()) for m in (b, c))
+    assert drift_kept < drift_free
+
+
 def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     straight = _config(tmp_path / "a", epochs=2)
     train(straight)
