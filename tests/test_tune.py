@@ -113,3 +113,22 @@ def test_nelder_mead_runs_on_the_same_objective(tiny_scorer: Scorer) -> None:
     assert result.after["proxy"].mean >= result.before["proxy"].mean - 1e-6
     with pytest.raises(ValueError, match="unknown optimizer"):
         tune(_photo(), Recipe.from_ops(["exposure"]), tiny_scorer, steps=1, optimizer="sgd")
+
+
+def test_repeatable_switches_deterministic_kernels_on_for_cuda_only_and_restores() -> None:
+    from enhance.tune import repeatable
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    with repeatable(torch.device("cpu")):
+        assert not torch.are_deterministic_algorithms_enabled()
+    with repeatable(torch.device("cuda")):  # sets flags only; needs no GPU
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+    torch.use_deterministic_algorithms(True)  # a caller's own, stricter setting is left alone
+    try:
+        with repeatable(torch.device("cuda")):
+            assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
