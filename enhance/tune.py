@@ -249,10 +249,11 @@ def _check_finite(t: torch.Tensor, what: str) -> None:
 
 @contextlib.contextmanager
 def repeatable(device: torch.device) -> Iterator[None]:
-    """On CUDA, PyTorch's deterministic kernels (cuDNN's included, no autotuning) for one tuning
-    pass: some default kernels accumulate gradients in a varying order, and a climb that differs
-    in the last bit can end elsewhere. Warns rather than fails on a kernel with no deterministic
-    version; a caller's own setting is left alone. Elsewhere, nothing to do."""
+    """On CUDA, PyTorch's deterministic kernels (cuDNN's included, no autotuning) inside a tuning
+    loop, forward and backward passes alike: some default kernels accumulate gradients in a
+    varying order, and a climb that differs in the last bit can end elsewhere. Warns rather than
+    fails on a kernel with no deterministic version; a caller's own setting is left alone.
+    Elsewhere, nothing to do."""
     if device.type != "cuda" or torch.are_deterministic_algorithms_enabled():
         yield
         return

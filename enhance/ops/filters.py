@@ -99,7 +99,7 @@ def _replicate_pad(x: Tensor, k: int) -> Tensor:
                       x[..., -1:, :].expand(*x.shape[:-2], k, x.shape[-1])], -2)
 
 
-def resize_weights(n_in: int, n_out: int) -> Tensor:
+def _resize_weights(n_in: int, n_out: int) -> Tensor:
     """(n_out, n_in) float64 rows of the antialiased bilinear (triangle) filter that
     ``F.interpolate(mode="bilinear", antialias=True, align_corners=False)`` applies along one axis:
     support widened by the scale when shrinking, each row summing to 1."""
@@ -122,6 +122,6 @@ def resize_separable(x: Tensor, size: tuple[int, int]) -> Tensor:
     run, where interpolate's antialiased backward uses atomic adds and does not. Memory: the two
     weight matrices, (size[0], H) and (size[1], W).
     """
-    wh = resize_weights(x.shape[-2], size[0]).to(x)
-    ww = resize_weights(x.shape[-1], size[1]).to(x)
+    wh = _resize_weights(x.shape[-2], size[0]).to(x)
+    ww = _resize_weights(x.shape[-1], size[1]).to(x)
     return wh @ x @ ww.T
