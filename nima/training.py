@@ -43,14 +43,15 @@ class TrainConfig:
     pristine photos (files, folders or ``skimage:NAME``) for the ranking term; the last
     ``holdout_sources`` of them (in the order given, a folder's files sorted by name) are kept out
     of training and used for validation. ``init`` starts from a NIMA weights file instead of
-    ImageNet features (use the same ``split_seed``, hence the same split); ``blend`` below 1 then writes
+    ImageNet features (keep its ``split_seed``, hence its split); ``blend`` below 1 then writes
     ``init + blend * (trained - init)``, the weight-space ensemble of WiSE-FT (Wortsman et al.,
     2022), which keeps more of the starting model's agreement with human opinion (the figures
-    written are measured on the blend). ``distill`` weighs an EMD term that keeps the predictions
-    on the rated images and on the synthetic groups' pristine photos close to those of ``init``
-    (learning without forgetting, Li and Hoiem, 2016). ``eval_every``: validation figures every N epochs and
-    after the last. ``seed`` drives initialisation, data order and augmentation; ``split_seed``
-    alone chooses the validation split, so runs with different seeds stay comparable.
+    written are measured on the blend). ``distill`` weighs an EMD term that keeps the
+    predictions on the rated images and on the synthetic groups' pristine photos close to those
+    of ``init`` (learning without forgetting, Li and Hoiem, 2016). ``eval_every``: validation
+    figures every N epochs and after the last. ``seed`` drives initialisation, data order and
+    augmentation; ``split_seed`` alone chooses the validation split, so runs with different
+    seeds stay comparable.
     """
 
     datasets: list[str]
@@ -288,8 +289,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             last = epoch + 1 == config.epochs
             figures = _figures(model, val_s, held_src, device, config.workers) \
                 if last or (epoch + 1) % config.eval_every == 0 else {}
-            figures.update(epoch=epoch + 1, loss_emd=loss_emd.item(), loss_rank=loss_rank.item(), loss_keep=loss_keep.item(),
-                           seconds=elapsed)
+            figures.update(epoch=epoch + 1, loss_emd=loss_emd.item(), loss_rank=loss_rank.item(),
+                           loss_keep=loss_keep.item(), seconds=elapsed)
             history.append(figures)
             tqdm.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
             tmp = run / "last.pt.tmp"
