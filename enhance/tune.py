@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -247,23 +248,53 @@ def _check_finite(t: torch.Tensor, what: str) -> None:
         raise TuneError(f"non-finite values in {what} during tuning")
 
 
+class _DeterministicKernels:
+    """Process-wide PyTorch flags held while any tuning loop runs on CUDA: the first to enter sets
+    them, the last to leave restores them (``enhance batch --jobs N`` tunes in N threads)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.saved: tuple[bool, bool, bool, bool] = (False, False, False, False)
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.users == 0:
+                self.saved = (torch.are_deterministic_algorithms_enabled(),
+                              torch.is_deterministic_algorithms_warn_only_enabled(),
+                              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+                if not self.saved[0]:  # a caller's own setting is left alone
+                    torch.use_deterministic_algorithms(True, warn_only=True)
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            self.users += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                algorithms, warn_only, cudnn_deterministic, cudnn_benchmark = self.saved
+                torch.use_deterministic_algorithms(algorithms, warn_only=warn_only)
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_deterministic, cudnn_benchmark
+
+
+_KERNELS = _DeterministicKernels()
+
+
 @contextlib.contextmanager
 def repeatable(device: torch.device) -> Iterator[None]:
     """On CUDA, PyTorch's deterministic kernels (cuDNN's included, no autotuning) inside a tuning
     loop, forward and backward passes alike: some default kernels accumulate gradients in a
     varying order, and a climb that differs in the last bit can end elsewhere. Warns rather than
-    fails on a kernel with no deterministic version; a caller's own setting is left alone.
-    Elsewhere, nothing to do."""
-    if device.type != "cuda" or torch.are_deterministic_algorithms_enabled():
+    fails on a kernel with no deterministic version; a caller's own setting is left alone, and the
+    flags are restored when the last concurrent loop ends. Elsewhere, nothing to do."""
+    if device.type != "cuda":
         yield
         return
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    _KERNELS.enter()
     try:
-        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=False, deterministic=True,
-                                        allow_tf32=torch.backends.cudnn.allow_tf32):
-            yield
+        yield
     finally:
-        torch.use_deterministic_algorithms(False)
+        _KERNELS.leave()
 
 
 def as_recipe(recipe: Recipe | str | Sequence[str]) -> Recipe:

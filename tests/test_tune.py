@@ -132,3 +132,16 @@ def test_repeatable_switches_deterministic_kernels_on_for_cuda_only_and_restores
         assert torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_repeatable_holds_the_flags_until_the_last_overlapping_loop_ends() -> None:
+    """Threads of `enhance batch --jobs N` enter and leave in any order."""
+    from enhance.tune import repeatable
+
+    first, second = repeatable(torch.device("cuda")), repeatable(torch.device("cuda"))
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first loop ends while the second still runs
+    assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+    second.__exit__(None, None, None)
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
