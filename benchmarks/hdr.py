@@ -8,7 +8,8 @@ A tone mapper that compresses log luminance by ~1/k about the right grey recover
 the ramp, which only a local operator can undo.
 
 Methods, all on the same scenes: ``tonemap`` and ``tonemap_local`` tuned by :func:`enhance.tune.tune`
-with their defaults (recipe steps, the tuner's HDR pre-scale); Reinhard global (key 0.18, white at the
+with their defaults (recipe steps, the tuner's HDR pre-scale); ``tonemap`` untuned, at its identity
+parameters after the same pre-scale (where tuning starts); Reinhard global (key 0.18, white at the
 99.9th percentile of the scaled luminance); OpenCV Drago, Mantiuk and Reinhard (defaults, gamma 1, then
 sRGB-encoded; exact zeros raised to the smallest positive radiance, which OpenCV needs); and a plain clip after auto-exposure (:func:`enhance.tune.display` of the pre-scaled
 radiance). Reported: PSNR and SSIM (skimage) of the sRGB result against the pristine photo, and the
@@ -16,8 +17,8 @@ predicted score on the tuner's views (proxy and two crops) with the installed we
 
     OMP_NUM_THREADS=2 python benchmarks/hdr.py [--limit N] [--stride S] [--steps S] [--csv per_scene.csv]
 
-Tuning takes ~1-4 min per scene and operator on 2 shared CPU cores: ``--stride 3 --steps 20`` (8 scenes)
-is the documented quick subset.
+Tuning takes about 5 s (``tonemap``) and 10 s (``tonemap_local``) per scene on this 2-core CPU;
+``--stride 3`` (8 scenes) is a quick subset, which flattered the tuner (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from enhance.ops.color import linear_to_srgb, luminance, srgb_to_linear  # noqa: E402
 from enhance.recipe import Recipe  # noqa: E402
-from enhance.tune import Opinion, Views, display, hdr_scale, tune  # noqa: E402
+from enhance.tune import Opinion, Views, display, hdr_scale, params_from_values, render, tune  # noqa: E402
 from nima import Scorer  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
@@ -141,6 +142,10 @@ def main() -> None:
             out, res = tune(radiance, recipe, scorer, steps=args.steps, linear=True)
             results[op] = out, time.perf_counter() - t0
             print(f"  {path.stem} {op}: {res.values[0]} kept={res.kept_input}", flush=True)
+        t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
+        identity = params_from_values(Recipe.from_ops(["tonemap"]), [{"exposure": 0.0, "shadows": 0.0, "highlights": 0.0}])
+        untuned = render(radiance * hdr_scale(radiance), Recipe.from_ops(["tonemap"]), identity, linear=True).clamp(0, 1)
+        results["tonemap (untuned)"] = untuned, time.perf_counter() - t0
         for name, fn in classic.items():
             t0 = time.perf_counter()
             results[name] = fn(radiance), time.perf_counter() - t0
@@ -161,7 +166,7 @@ def main() -> None:
           f"`OMP_NUM_THREADS=2 python benchmarks/hdr.py {' '.join(sys.argv[1:])}`\n")
     print("| method | PSNR (dB) | SSIM | predicted score | seconds/scene |")
     print("|---|---|---|---|---|")
-    for name in ["tonemap", "tonemap_local", *classic]:
+    for name in ["tonemap", "tonemap_local", "tonemap (untuned)", *classic]:
         mine = [r for r in rows if r["method"] == name]
         mean = {key: sum(r[key] for r in mine) / len(mine) for key in ("psnr", "ssim", "score", "seconds")}
         print(f"| {name} | {mean['psnr']:.2f} | {mean['ssim']:.4f} | {mean['score']:.3f} | {mean['seconds']:.1f} |")
