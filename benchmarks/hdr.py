@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from enhance.ops.color import linear_to_srgb, luminance, srgb_to_linear  # noqa: E402
 from enhance.recipe import Recipe  # noqa: E402
-from enhance.tune import Opinion, Views, display, hdr_scale, params_from_values, render, tune  # noqa: E402
+from enhance.tune import Opinion, Views, display, hdr_scale, render, tune  # noqa: E402
 from nima import Scorer  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
@@ -130,6 +130,7 @@ def main() -> None:
     classic = {"reinhard (global)": reinhard_global, "opencv drago": opencv("drago"),
                "opencv mantiuk": opencv("mantiuk"), "opencv reinhard": opencv("reinhard"),
                "clip (auto-exposure)": clip}
+    curve = Recipe.from_ops(["tonemap"])
     rows: list[dict[str, Any]] = []
     for path in sorted(KODAK.glob("kodim*.png"))[: args.limit : args.stride]:
         target = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255)
@@ -143,8 +144,8 @@ def main() -> None:
             results[op] = out, time.perf_counter() - t0
             print(f"  {path.stem} {op}: {res.values[0]} kept={res.kept_input}", flush=True)
         t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
-        identity = params_from_values(Recipe.from_ops(["tonemap"]), [{"exposure": 0.0, "shadows": 0.0, "highlights": 0.0}])
-        untuned = render(radiance * hdr_scale(radiance), Recipe.from_ops(["tonemap"]), identity, linear=True).clamp(0, 1)
+        identity = [curve.stages[0].op.identity_params()]
+        untuned = render(radiance * hdr_scale(radiance), curve, identity, linear=True).clamp(0, 1)
         results["tonemap (untuned)"] = untuned, time.perf_counter() - t0
         for name, fn in classic.items():
             t0 = time.perf_counter()
@@ -152,7 +153,7 @@ def main() -> None:
         for name, (out, secs) in results.items():
             psnr, ssim = metrics(out, target)
             rows.append({"scene": path.stem, "k": round(k, 3), "method": name, "psnr": round(psnr, 3),
-                         "ssim": round(ssim, 4), "score": round(predicted(scorer, out, Recipe.from_ops(["tonemap"])), 4),
+                         "ssim": round(ssim, 4), "score": round(predicted(scorer, out, curve), 4),
                          "seconds": round(secs, 2)})
         best = max((r for r in rows if r["scene"] == path.stem), key=lambda r: r["psnr"])
         print(f"{path.stem} (k={k:.2f}): best PSNR {best['method']} {best['psnr']}", flush=True)
