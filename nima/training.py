@@ -11,6 +11,7 @@ every epoch into the run folder; ``resume=True`` continues from the last saved e
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -204,19 +205,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
                         generator=generator, num_workers=config.workers, drop_last=len(rated) > config.batch_size)
     synth_iter: Iterator[Any] | None = None
 
+    if config.distill > 0 and not config.init:
+        raise ValueError("distill needs init: the model whose predictions to keep")
+    start: NIMA | None = None  # the starting model, frozen: distill's teacher, blend's anchor
     if config.init:
         model, _ = load_checkpoint(config.init)
         if model.spec.name != config.backbone:
             raise ValueError(f"{config.init}: backbone {model.spec.name!r}, not {config.backbone!r}")
         model = model.to(device)
+        if config.distill > 0 or config.blend != 1.0:
+            start = copy.deepcopy(model).eval().requires_grad_(False)
     else:
         model = NIMA(config.backbone, pretrained=config.pretrained).to(device)
-    teacher: NIMA | None = None
-    if config.distill > 0:
-        if not config.init:
-            raise ValueError("distill needs init: the model whose predictions to keep")
-        teacher = load_checkpoint(config.init)[0].to(device).eval()
-        teacher.requires_grad_(False)
+    teacher = start if config.distill > 0 else None
     freeze(model, config.frozen_blocks)
     head = list(model.head.parameters())
     body = [p for p in model.features.parameters() if p.requires_grad]
@@ -305,8 +306,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             dist.barrier()
 
     final = history[-1] if history else {}
-    if config.init and config.blend != 1.0:
-        start, _ = load_checkpoint(config.init)
+    if start is not None and config.blend != 1.0:
         blend_weights(model, start, config.blend)
         if _is_main():
             final = {**final, **_figures(model, val_s, held_src, device, config.workers), "blend": config.blend}
