@@ -24,9 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from enhance.ops.filters import resize_separable
 from enhance.recipe import Recipe
-from nima import Scorer, mean_score, std_score
+from nima import Scorer, mean_score, resize, std_score
 
 DETAIL = 1024   # long side of the detail-scale image the crops come from, pixels
 TILE = 1024     # tile side for the full-resolution render, pixels
@@ -162,16 +161,7 @@ class Views:
             r = run(crop, self.detail_short)
             m = self.margin
             out.append(r[..., m: r.shape[-2] - m, m: r.shape[-1] - m])
-        return torch.cat([v if v.shape[-2:] == (size, size) else _to_scorer(v, size) for v in out])
-
-
-def _to_scorer(view: torch.Tensor, size: int) -> torch.Tensor:
-    """A rendered view resized to the scorer's (size, size). On CUDA the matrix-product form,
-    whose backward repeats exactly from run to run; elsewhere F.interpolate (same weights, faster
-    on a CPU, deterministic there)."""
-    if view.is_cuda:
-        return resize_separable(view, (size, size))
-    return F.interpolate(view, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return torch.cat([v if v.shape[-2:] == (size, size) else resize(v, (size, size)) for v in out])
 
 
 # --- results ------------------------------------------------------------------------------

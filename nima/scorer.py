@@ -11,6 +11,7 @@ from torch import nn
 
 from nima.checkpoint import file_sha256, load_checkpoint
 from nima.model import NIMA, mean_score, std_score
+from nima.resize import resize
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "nima_default.pt"
 
@@ -19,8 +20,8 @@ class Scorer(nn.Module):
     """A frozen NIMA model in eval mode that takes images of any size.
 
     ``scorer(x)`` maps a (B,3,H,W) sRGB batch in [0,1] on any device to (B,N) score
-    distributions over 1..N; the image is resized to the model's input (bilinear, antialiased,
-    differentiable), so gradients flow back to ``x``. ``mean(x)`` and ``std(x)`` give (B,) scores.
+    distributions over 1..N; the image is resized to the model's input by :func:`nima.resize`
+    (bilinear, antialiased, differentiable, repeatable on CUDA), so gradients flow back to ``x``. ``mean(x)`` and ``std(x)`` give (B,) scores.
 
     >>> scorer = Scorer(NIMA("efficientnet_lite0"))
     >>> x = torch.rand(1, 3, 300, 400, requires_grad=True)
@@ -46,7 +47,7 @@ class Scorer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.input_size
         if x.shape[-2:] != (s, s):
-            x = nn.functional.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+            x = resize(x, (s, s))
         return self.model(x)
 
     def mean(self, x: torch.Tensor) -> torch.Tensor:

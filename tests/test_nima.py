@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nima import NIMA, Scorer, emd, load_checkpoint, load_scorer, mean_score, save_checkpoint, std_score
 from nima.backbones import BACKBONES, get_backbone
 from nima.metrics import accuracy, plcc, srcc, summarise
+from nima.resize import resize_separable
 
 
 def test_emd_hand_computed():
@@ -124,3 +126,25 @@ def test_scorer_gradient_finite_at_black_and_white(tiny_scorer: Scorer):
     x.requires_grad_(True)
     tiny_scorer.mean(x).sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("shape,size", [((2, 3, 341, 512), (224, 224)), ((1, 3, 100, 150), (224, 224)),
+                                        ((1, 1, 600, 90), (224, 100))])
+def test_resize_separable_matches_interpolate(shape: tuple[int, ...], size: tuple[int, int]) -> None:
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    ref = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    out = resize_separable(x, size)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() < 5e-5
+    g = torch.rand(ref.shape, generator=torch.Generator().manual_seed(1))
+    ga, = torch.autograd.grad((ref * g).sum(), x)
+    gb, = torch.autograd.grad((out * g).sum(), x)
+    assert (ga - gb).abs().max() < 5e-5
+
+
+def test_resize_is_interpolate_on_the_cpu() -> None:
+    from nima.resize import resize
+
+    x = torch.rand(1, 3, 90, 130, generator=torch.Generator().manual_seed(2))
+    ref = F.interpolate(x, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+    assert torch.equal(resize(x, (64, 64)), ref)

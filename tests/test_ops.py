@@ -329,22 +329,6 @@ def test_levels_undoes_a_known_haze_and_gamma() -> None:
     assert torch.allclose(ops.levels(dark, p), x, atol=1e-3)
 
 
-@pytest.mark.parametrize("shape,size", [((2, 3, 341, 512), (224, 224)), ((1, 3, 100, 150), (224, 224)),
-                                        ((1, 1, 600, 90), (224, 100))])
-def test_resize_separable_matches_interpolate(shape: tuple[int, ...], size: tuple[int, int]) -> None:
-    from enhance.ops.filters import resize_separable
-
-    x = torch.rand(shape, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    ref = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    out = resize_separable(x, size)
-    assert out.shape == ref.shape
-    assert (out - ref).abs().max() < 5e-5
-    g = torch.rand(ref.shape, generator=torch.Generator().manual_seed(1))
-    ga, = torch.autograd.grad((ref * g).sum(), x)
-    gb, = torch.autograd.grad((out * g).sum(), x)
-    assert (ga - gb).abs().max() < 5e-5
-
-
 def test_replicate_pad_matches_f_pad() -> None:
     from enhance.ops.filters import _replicate_pad
 

@@ -1,5 +1,4 @@
-"""Spatial filters with per-sample radii and O(HW) memory: self-guided filter and Gaussian blur;
-and an antialiased resize whose backward pass is deterministic on CUDA.
+"""Spatial filters with per-sample radii and O(HW) memory: self-guided filter and Gaussian blur.
 
 Radii and sigmas are in pixels, one per batch element (B,), and may be fractional; results are
 differentiable w.r.t. the image and the radius. Each filter reads only pixels within its `*_support`
@@ -98,30 +97,3 @@ def _replicate_pad(x: Tensor, k: int) -> Tensor:
     return torch.cat([x[..., :1, :].expand(*x.shape[:-2], k, x.shape[-1]), x,
                       x[..., -1:, :].expand(*x.shape[:-2], k, x.shape[-1])], -2)
 
-
-def _resize_weights(n_in: int, n_out: int) -> Tensor:
-    """(n_out, n_in) float64 rows of the antialiased bilinear (triangle) filter that
-    ``F.interpolate(mode="bilinear", antialias=True, align_corners=False)`` applies along one axis:
-    support widened by the scale when shrinking, each row summing to 1."""
-    scale = n_in / n_out
-    support, inv = (scale, 1 / scale) if scale > 1 else (1.0, 1.0)
-    center = scale * (torch.arange(n_out, dtype=torch.float64) + 0.5)
-    j = torch.arange(n_in, dtype=torch.float64)
-    lo = (center - support + 0.5).floor().clamp_min(0)
-    hi = (center + support + 0.5).floor().clamp_max(n_in)
-    w = (1 - ((j[None] - center[:, None] + 0.5) * inv).abs()).clamp_min(0)
-    w = w * ((j[None] >= lo[:, None]) & (j[None] < hi[:, None]))
-    return w / w.sum(1, keepdim=True)
-
-
-def resize_separable(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """Antialiased bilinear resize of (B,C,H,W) to (B,C,*size) as two matrix products.
-
-    Agrees with ``F.interpolate(..., mode="bilinear", antialias=True)`` to about 1e-5 (float32);
-    its backward pass is two matrix products as well, which CUDA computes the same way on every
-    run, where interpolate's antialiased backward uses atomic adds and does not. Memory: the two
-    weight matrices, (size[0], H) and (size[1], W).
-    """
-    wh = _resize_weights(x.shape[-2], size[0]).to(x)
-    ww = _resize_weights(x.shape[-1], size[1]).to(x)
-    return wh @ x @ ww.T
