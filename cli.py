@@ -113,6 +113,8 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--rank-weight", type=float, help="Weight of the synthetic ranking term (0 disables it).")
 @click.option("--distill", type=float, help="With --init: weight of a term keeping its predictions on rated and pristine photos.")
 @click.option("--per-group", type=int, help="Distortions per synthetic group (one pristine photo each).")
+@click.option("--compound", type=click.FloatRange(0, 1),
+              help="Share of synthetic groups ranked from a noisy version of the source, not the pristine.")
 @click.option("--groups-per-step", type=int, help="Synthetic groups beside each batch of rated images.")
 @click.option("--blend", type=click.FloatRange(0, 1),
               help="With --init: write init + BLEND x (trained - init), a weight-space ensemble (WiSE-FT).")

@@ -49,7 +49,8 @@ class TrainConfig:
     2022), which keeps more of the starting model's agreement with human opinion (the figures
     written are measured on the blend). ``distill`` weighs an EMD term that keeps the
     predictions on the rated images and on the synthetic groups' pristine photos close to those
-    of ``init`` (learning without forgetting, Li and Hoiem, 2016). ``eval_every``: validation
+    of ``init`` (learning without forgetting, Li and Hoiem, 2016). ``compound`` is the share of
+    synthetic groups anchored on a noisy version of the source (see ``SyntheticRanking``). ``eval_every``: validation
     figures every N epochs and after the last. ``seed`` drives initialisation, data order and
     augmentation; ``split_seed`` alone chooses the validation split, so runs with different
     seeds stay comparable.
@@ -74,6 +75,7 @@ class TrainConfig:
     distill: float = 0.0
     groups_per_step: int = 2
     per_group: int = 6
+    compound: float = 0.0
     blend: float = 1.0
     frozen_blocks: int = 0
     eval_every: int = 1
@@ -240,7 +242,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     if train_src and config.rank_weight > 0:
         synth = SyntheticRanking(train_src, per_group=config.per_group, seed=config.seed + 1000 * rank,
-                                 groups_per_epoch=max(len(loader), 1) * config.groups_per_step)
+                                 groups_per_epoch=max(len(loader), 1) * config.groups_per_step,
+                                 compound=config.compound)
         synth_iter = _cycle(DataLoader(synth, batch_size=config.groups_per_step, num_workers=config.workers),
                             start_epoch)
 

@@ -68,8 +68,17 @@ def kodak() -> torch.Tensor:
 
 def test_families_and_levels() -> None:
     assert LEVELS == 5
-    assert len(FAMILIES) == len(set(FAMILIES)) == 19
+    assert len(FAMILIES) == len(set(FAMILIES)) == 20
     assert FAMILIES[0] == "exposure_under" and "oversmooth" in FAMILIES
+
+
+def test_grain_has_no_colour() -> None:
+    """noise_luma adds the same value to R, G and B: away from clipping, R-G and B-G are untouched."""
+    x = torch.rand(3, 48, 64) * 0.6 + 0.2
+    y = distort(x, "noise_luma", 3, seed=1)
+    change = y - x
+    assert change.abs().mean() > 5 / 255  # sigma ~10/255 at level 3
+    assert torch.allclose(change[0], change[1], atol=1e-6) and torch.allclose(change[2], change[1], atol=1e-6)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -218,6 +227,26 @@ def test_synthetic_ranking_items(tmp_path: Path) -> None:
         assert _has_ordered_pair(level, family)
         # members 1.. are distinct (family, level) distortions of one source
         assert len({(int(f), int(k)) for f, k in zip(family[1:], level[1:])}) == 6
+
+
+def test_compound_groups_rank_on_top_of_a_noisy_anchor(tmp_path: Path) -> None:
+    """compound=1: the anchor is a noisy copy of the source (it differs from the plain group's
+    anchor under the same view), and no member is a smoothing family; compound=0 changes nothing."""
+    paths = _write_pngs(tmp_path, 2)
+    plain = SyntheticRanking(paths, size=32, long_side=64, seed=3)
+    noisy = SyntheticRanking(paths, size=32, long_side=64, seed=3, compound=1.0)
+    assert all(torch.equal(x, y) for x, y in zip(plain[1], SyntheticRanking(paths, size=32, long_side=64, seed=3, compound=0.0)[1]))
+    smoothing = {FAMILIES.index("blur"), FAMILIES.index("oversmooth")}
+    for i in range(len(noisy)):
+        images, level, family = noisy[i]
+        assert level[0] == 0 and family[0] == -1 and images.shape == (7, 3, 32, 32)
+        assert not smoothing & {int(f) for f in family[1:]}
+        assert _has_ordered_pair(level, family)
+    # the anchor is rougher than the source: more energy in pixel-to-pixel differences
+    rough = lambda x: float((x[..., 1:] - x[..., :-1]).abs().mean())  # noqa: E731
+    assert sum(rough(noisy[i][0][0]) for i in range(8)) > sum(rough(plain[i][0][0]) for i in range(8))
+    with pytest.raises(ValueError, match="compound"):
+        SyntheticRanking(paths, compound=1.5)
 
 
 def test_synthetic_ranking_shares_one_view(tmp_path: Path) -> None:

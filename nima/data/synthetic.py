@@ -118,6 +118,12 @@ def _gaussian_noise(x: Tensor, sigma: float, seed: int) -> Tensor:
     return (x + sigma * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0.0, 1.0)
 
 
+def _luma_noise(x: Tensor, sigma: float, seed: int) -> Tensor:
+    """Grain: one N(0, sigma^2) value per pixel added to R, G and B alike (no colour), then clip."""
+    g = torch.Generator().manual_seed(seed)
+    return (x + sigma * torch.randn((1, *x.shape[1:]), generator=g, dtype=x.dtype)).clamp(0.0, 1.0)
+
+
 def _realistic_noise(x: Tensor, a: float, chroma: float, seed: int) -> Tensor:
     """Sensor-like noise: Poisson-Gaussian in linear light plus low-frequency colour blotches.
 
@@ -183,7 +189,7 @@ def _geo(lo: float, hi: float, level: int) -> float:
 # family -> (image, level, seed) -> distorted image. Units of the per-level values: EV, gain
 # about mean grey, saturation factor, gamma, cast gain fraction, airlight fraction, noise sigma
 # (of 255), shot-noise gain and chroma sigma, blur sigma (px), JPEG quality, unsharp amount and
-# sigma (px), guided-filter radius (px) and eps (variance).
+# sigma (px), guided-filter radius (px) and eps (variance), grain sigma (of 255).
 _OPS: dict[str, Callable[[Tensor, int, int], Tensor]] = {
     "exposure_under": lambda x, k, s: _exposure(x, _lin(-0.5, -2.5, k)),
     "exposure_over": lambda x, k, s: _exposure(x, _lin(0.4, 2.0, k)),
@@ -208,8 +214,14 @@ _OPS: dict[str, Callable[[Tensor, int, int], Tensor]] = {
     "oversmooth": lambda x, k, s: _guided_smooth(
         x, round(_geo(2.0, 8.0, k)), _geo(0.03, 0.12, k) ** 2
     ),
+    "noise_luma": lambda x, k, s: _luma_noise(x, _geo(4.0, 25.0, k) / 255, s),
 }
 FAMILIES: tuple[str, ...] = tuple(_OPS)  # ordered family names; index = family id
+# Compound groups start from a noisy photo (one of these families at levels 1..COMPOUND_LEVELS) and
+# rank it above further distortions of it, except those that smooth noise away and may improve it.
+COMPOUND_BASES: tuple[str, ...] = ("noise_gaussian", "noise_realistic", "noise_luma")
+COMPOUND_LEVELS = 3
+_SMOOTHING = ("blur", "oversmooth")
 
 
 def distort(image: Tensor, family: str, level: int, seed: int = 0) -> Tensor:
@@ -262,9 +274,15 @@ class SyntheticRanking(torch.utils.data.Dataset):
     by a random factor in [0.5, 1] (raised where needed so the crop fits). One random
     horizontal flip for all. Deterministic for (seed, epoch, i).
 
-    Items: images (1+per_group, 3, size, size) float32 in [0,1], pristine first; level
-    (1+per_group,) long, 0 for the pristine; family (1+per_group,) long, index into
-    ``FAMILIES``, -1 for the pristine.
+    With probability ``compound``, a group is compound: its first image is not the pristine photo
+    but a noisy version of it (a family of ``COMPOUND_BASES`` at level 1..``COMPOUND_LEVELS``), and
+    the distortions are applied on top of that, drawn from every family but the smoothing ones. They
+    teach that tone, colour and detail changes do not make a noisy photo better (a scorer that has
+    only seen clean anchors can prefer a noisy photo with crushed shadows and boosted contrast).
+
+    Items: images (1+per_group, 3, size, size) float32 in [0,1], the anchor (pristine, or the noisy
+    base of a compound group) first; level (1+per_group,) long, 0 for the anchor; family
+    (1+per_group,) long, index into ``FAMILIES``, -1 for the anchor.
     """
 
     def __init__(
@@ -275,11 +293,18 @@ class SyntheticRanking(torch.utils.data.Dataset):
         long_side: int = 512,
         seed: int = 0,
         groups_per_epoch: int | None = None,
+        compound: float = 0.0,
     ) -> None:
         if not paths:
             raise ValueError("no source images")
         if not 2 <= per_group <= len(FAMILIES) + 1:
             raise ValueError(f"per_group must be in 2..{len(FAMILIES) + 1}, got {per_group}")
+        if not 0 <= compound <= 1:
+            raise ValueError(f"compound must be in [0,1], got {compound}")
+        self.on_noisy = np.array([i for i, f in enumerate(FAMILIES) if f not in _SMOOTHING])
+        if compound and per_group > len(self.on_noisy) + 1:
+            raise ValueError(f"per_group must be at most {len(self.on_noisy) + 1} with compound groups, got {per_group}")
+        self.compound = compound
         self.paths = list(paths)
         self.per_group = per_group
         self.size = size
@@ -302,9 +327,10 @@ class SyntheticRanking(torch.utils.data.Dataset):
             self._cache[path] = (x * 255).round().to(torch.uint8)
         return self._cache[path].float() / 255
 
-    def _members(self, rng: np.random.Generator) -> list[tuple[int, int]]:
-        """(family index, level) for each distortion: a same-family pair plus distinct others."""
-        fams = rng.choice(len(FAMILIES), size=self.per_group - 1, replace=False)
+    def _members(self, rng: np.random.Generator, allowed: np.ndarray | None = None) -> list[tuple[int, int]]:
+        """(family index, level) for each distortion: a same-family pair plus distinct others,
+        from ``allowed`` family indices (None: all)."""
+        fams = rng.choice(len(FAMILIES) if allowed is None else allowed, size=self.per_group - 1, replace=False)
         pair_levels = rng.choice(LEVELS, size=2, replace=False) + 1
         members = [(int(fams[0]), int(pair_levels[0])), (int(fams[0]), int(pair_levels[1]))]
         members += [(int(f), int(rng.integers(1, LEVELS + 1))) for f in fams[1:]]
@@ -329,11 +355,16 @@ class SyntheticRanking(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        pristine = self._pristine(self.paths[(self.epoch * len(self) + i) % len(self.paths)])
-        members = self._members(rng)
+        anchor = self._pristine(self.paths[(self.epoch * len(self) + i) % len(self.paths)])
+        if self.compound and rng.random() < self.compound:
+            base, base_level = COMPOUND_BASES[int(rng.integers(len(COMPOUND_BASES)))], int(rng.integers(1, COMPOUND_LEVELS + 1))
+            anchor = distort(anchor, base, base_level, int(rng.integers(0, 2**31)))
+            members = self._members(rng, self.on_noisy)
+        else:
+            members = self._members(rng)
         seeds = rng.integers(0, 2**31, size=len(members))
-        images = [pristine] + [
-            distort(pristine, FAMILIES[f], k, int(s)) for (f, k), s in zip(members, seeds)
+        images = [anchor] + [
+            distort(anchor, FAMILIES[f], k, int(s)) for (f, k), s in zip(members, seeds)
         ]
         view = self._view(torch.stack(images), rng).contiguous()
         level = torch.tensor([0] + [k for _, k in members], dtype=torch.long)
