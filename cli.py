@@ -115,6 +115,8 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--per-group", type=int, help="Distortions per synthetic group (one pristine photo each).")
 @click.option("--compound", type=click.FloatRange(0, 1),
               help="Share of synthetic groups ranked from a noisy version of the source, not the pristine.")
+@click.option("--families", callback=lambda ctx, param, v: _families(v),
+              help="Comma-separated synthetic families the groups draw from, or 'all' (default: all, or the preset's).")
 @click.option("--groups-per-step", type=int, help="Synthetic groups beside each batch of rated images.")
 @click.option("--blend", type=click.FloatRange(0, 1),
               help="With --init: write init + BLEND x (trained - init), a weight-space ensemble (WiSE-FT).")
@@ -153,6 +155,17 @@ def train(preset: str | None, no_pretrained: bool, **options: Any) -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         _leave_distributed(0)
 
+
+
+def _families(value: str | None) -> list[str] | None:
+    """--families: None when not given, every family for 'all', else the comma-separated names."""
+    if value is None:
+        return None
+    if value == "all":
+        from nima.data.synthetic import FAMILIES
+
+        return list(FAMILIES)
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:

@@ -50,7 +50,8 @@ class TrainConfig:
     written are measured on the blend). ``distill`` weighs an EMD term that keeps the
     predictions on the rated images and on the synthetic groups' pristine photos close to those
     of ``init`` (learning without forgetting, Li and Hoiem, 2016). ``compound`` is the share of
-    synthetic groups anchored on a noisy version of the source (see ``SyntheticRanking``). ``eval_every``: validation
+    synthetic groups anchored on a noisy version of the source (see ``SyntheticRanking``);
+    ``families`` restricts the groups' distortions to those families (None: all). ``eval_every``: validation
     figures every N epochs and after the last. ``seed`` drives initialisation, data order and
     augmentation; ``split_seed`` alone chooses the validation split, so runs with different
     seeds stay comparable.
@@ -76,6 +77,7 @@ class TrainConfig:
     groups_per_step: int = 2
     per_group: int = 6
     compound: float = 0.0
+    families: list[str] | None = None
     blend: float = 1.0
     frozen_blocks: int = 0
     eval_every: int = 1
@@ -243,7 +245,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if train_src and config.rank_weight > 0:
         synth = SyntheticRanking(train_src, per_group=config.per_group, seed=config.seed + 1000 * rank,
                                  groups_per_epoch=max(len(loader), 1) * config.groups_per_step,
-                                 compound=config.compound)
+                                 compound=config.compound, families=config.families)
         synth_iter = _cycle(DataLoader(synth, batch_size=config.groups_per_step, num_workers=config.workers),
                             start_epoch)
 

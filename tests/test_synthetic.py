@@ -249,6 +249,25 @@ def test_compound_groups_rank_on_top_of_a_noisy_anchor(tmp_path: Path) -> None:
         SyntheticRanking(paths, compound=1.5)
 
 
+def test_families_restrict_the_draws_and_keep_the_older_sets_draws(tmp_path: Path) -> None:
+    """families=all but the last: no member of the last family, and the same groups as a set
+    drawing from an index array of those families (what a set without the last family drew)."""
+    paths = _write_pngs(tmp_path, 2)
+    older = list(FAMILIES[:-1])
+    ds = SyntheticRanking(paths, size=32, long_side=64, seed=5, families=older)
+    last = len(FAMILIES) - 1
+    for i in range(len(ds)):
+        images, level, family = ds[i]
+        assert last not in family.tolist() and _has_ordered_pair(level, family)
+    assert (ds.allowed == np.arange(last)).all()
+    noisy = SyntheticRanking(paths, size=32, long_side=64, seed=5, families=older, compound=1.0)
+    assert all(last not in noisy[i][2].tolist() for i in range(len(noisy)))
+    with pytest.raises(ValueError, match="unknown families"):
+        SyntheticRanking(paths, families=["exposure_under", "sepia"])
+    with pytest.raises(ValueError, match="per_group"):
+        SyntheticRanking(paths, families=["blur", "haze"], per_group=6)
+
+
 def test_synthetic_ranking_shares_one_view(tmp_path: Path) -> None:
     """On a white-noise source, a differently cropped or flipped member would be uncorrelated."""
     rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ from PIL import Image
 
 import cli
 from nima import load_checkpoint
+from nima.data.synthetic import FAMILIES
 from nima.training import TrainConfig, pristine_paths, rank_loss, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,6 +177,8 @@ def test_cli_preset_with_overrides_runs_on_a_tiny_configuration(tmp_path: Path) 
     _, meta = load_checkpoint(out)
     assert meta["config"]["frozen_blocks"] == 3 and meta["datasets"] == [data]
     assert meta["config"]["init"] == str(stage1) and meta["config"]["rank_weight"] == 1.0
+    # the preset predates the grain family: its groups draw from the others, as the shipped run's did
+    assert meta["config"]["families"] == [f for f in FAMILIES if f != "noise_luma"]
 
 
 def test_two_process_training_with_torchrun(tmp_path: Path) -> None:
@@ -198,8 +201,8 @@ def test_cli_zero_overrides_a_preset(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli.main, [
         "train", "--preset", "default", "--init", "", "--dataset", data, "--pristine", pristine, "--no-pretrained",
         "--epochs", "1", "--batch-size", "4", "--workers", "0", "--frozen-blocks", "0", "--rank-weight", "0",
-        "--out", str(out),
+        "--families", "all", "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
     config = load_checkpoint(out)[1]["config"]
-    assert config["frozen_blocks"] == 0 and config["rank_weight"] == 0
+    assert config["frozen_blocks"] == 0 and config["rank_weight"] == 0 and config["families"] == list(FAMILIES)

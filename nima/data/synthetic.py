@@ -280,6 +280,9 @@ class SyntheticRanking(torch.utils.data.Dataset):
     teach that tone, colour and detail changes do not make a noisy photo better (a scorer that has
     only seen clean anchors can prefer a noisy photo with crushed shadows and boosted contrast).
 
+    ``families`` restricts the draws to those names of ``FAMILIES`` (None: all of them); the draws
+    from the first N families are the same as those of a set that had only N.
+
     Items: images (1+per_group, 3, size, size) float32 in [0,1], the anchor (pristine, or the noisy
     base of a compound group) first; level (1+per_group,) long, 0 for the anchor; family
     (1+per_group,) long, index into ``FAMILIES``, -1 for the anchor.
@@ -294,14 +297,20 @@ class SyntheticRanking(torch.utils.data.Dataset):
         seed: int = 0,
         groups_per_epoch: int | None = None,
         compound: float = 0.0,
+        families: Sequence[str] | None = None,
     ) -> None:
         if not paths:
             raise ValueError("no source images")
-        if not 2 <= per_group <= len(FAMILIES) + 1:
-            raise ValueError(f"per_group must be in 2..{len(FAMILIES) + 1}, got {per_group}")
+        unknown = sorted(set(families or ()) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; expected names from {FAMILIES}")
+        chosen = FAMILIES if families is None else [f for f in FAMILIES if f in families]
+        if not 2 <= per_group <= len(chosen) + 1:
+            raise ValueError(f"per_group must be in 2..{len(chosen) + 1} for {len(chosen)} families, got {per_group}")
         if not 0 <= compound <= 1:
             raise ValueError(f"compound must be in [0,1], got {compound}")
-        self.on_noisy = np.array([i for i, f in enumerate(FAMILIES) if f not in _SMOOTHING])
+        self.allowed = np.array([FAMILIES.index(f) for f in chosen])
+        self.on_noisy = np.array([FAMILIES.index(f) for f in chosen if f not in _SMOOTHING])
         if compound and per_group > len(self.on_noisy) + 1:
             raise ValueError(f"per_group must be at most {len(self.on_noisy) + 1} with compound groups, got {per_group}")
         self.compound = compound
@@ -327,10 +336,10 @@ class SyntheticRanking(torch.utils.data.Dataset):
             self._cache[path] = (x * 255).round().to(torch.uint8)
         return self._cache[path].float() / 255
 
-    def _members(self, rng: np.random.Generator, allowed: np.ndarray | None = None) -> list[tuple[int, int]]:
+    def _members(self, rng: np.random.Generator, allowed: np.ndarray) -> list[tuple[int, int]]:
         """(family index, level) for each distortion: a same-family pair plus distinct others,
-        from ``allowed`` family indices (None: all)."""
-        fams = rng.choice(len(FAMILIES) if allowed is None else allowed, size=self.per_group - 1, replace=False)
+        from ``allowed`` family indices."""
+        fams = rng.choice(allowed, size=self.per_group - 1, replace=False)
         pair_levels = rng.choice(LEVELS, size=2, replace=False) + 1
         members = [(int(fams[0]), int(pair_levels[0])), (int(fams[0]), int(pair_levels[1]))]
         members += [(int(f), int(rng.integers(1, LEVELS + 1))) for f in fams[1:]]
@@ -361,7 +370,7 @@ class SyntheticRanking(torch.utils.data.Dataset):
             anchor = distort(anchor, base, base_level, int(rng.integers(0, 2**31)))
             members = self._members(rng, self.on_noisy)
         else:
-            members = self._members(rng)
+            members = self._members(rng, self.allowed)
         seeds = rng.integers(0, 2**31, size=len(members))
         images = [anchor] + [
             distort(anchor, FAMILIES[f], k, int(s)) for (f, k), s in zip(members, seeds)
