@@ -117,6 +117,8 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
               help="Share of synthetic groups ranked from a noisy version of the source, not the pristine.")
 @click.option("--families", callback=lambda ctx, param, v: _families(v),
               help="Comma-separated synthetic families the groups draw from, or 'all' (default: all, or the preset's).")
+@click.option("--pairs", type=click.Path(), help="CSV of preference pairs (columns better,worse) ranked like the groups.")
+@click.option("--pairs-per-step", type=int, help="Preference pairs beside each batch of rated images.")
 @click.option("--groups-per-step", type=int, help="Synthetic groups beside each batch of rated images.")
 @click.option("--blend", type=click.FloatRange(0, 1),
               help="With --init: write init + BLEND x (trained - init), a weight-space ensemble (WiSE-FT).")

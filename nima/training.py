@@ -3,7 +3,8 @@
 One step sees a batch of rated images (EMD, r = 2, against their vote histograms) and a few
 synthetic groups: a pristine photo and several graded distortions of it under one shared view.
 The ranking term is a hinge on mean scores: the pristine above each distortion, and a milder
-level above a stronger one of the same family, by a margin that grows with the level gap.
+level above a stronger one of the same family, by a margin that grows with the level gap. Given
+a file of preference pairs, a few pairs join each step under the same hinge.
 
 Runs on one process or under ``torchrun`` (DDP: gloo on CPU, nccl on CUDA). State is saved
 every epoch into the run folder; ``resume=True`` continues from the last saved epoch exactly.
@@ -29,6 +30,7 @@ from tqdm import tqdm
 
 from nima.checkpoint import load_checkpoint, save_checkpoint
 from nima.data import ImageRatings, Sample, open_dataset, split_groups
+from nima.data.pairs import PreferencePairs, read_pairs
 from nima.data.synthetic import SyntheticRanking
 from nima.evaluate import evaluate_samples, pristine_first
 from nima.loss import emd
@@ -51,7 +53,9 @@ class TrainConfig:
     predictions on the rated images and on the synthetic groups' pristine photos close to those
     of ``init`` (learning without forgetting, Li and Hoiem, 2016). ``compound`` is the share of
     synthetic groups anchored on a noisy version of the source (see ``SyntheticRanking``);
-    ``families`` restricts the groups' distortions to those families (None: all). ``eval_every``: validation
+    ``families`` restricts the groups' distortions to those families (None: all). ``pairs`` is a
+    CSV of preference pairs (``nima.data.pairs``): ``pairs_per_step`` of them join each step, each
+    ranked by the same hinge and margin, weighted ``rank_weight``. ``eval_every``: validation
     figures every N epochs and after the last. ``seed`` drives initialisation, data order and
     augmentation; ``split_seed`` alone chooses the validation split, so runs with different
     seeds stay comparable.
@@ -78,6 +82,8 @@ class TrainConfig:
     per_group: int = 6
     compound: float = 0.0
     families: list[str] | None = None
+    pairs: str | None = None
+    pairs_per_step: int = 4
     blend: float = 1.0
     frozen_blocks: int = 0
     eval_every: int = 1
@@ -131,6 +137,11 @@ def rank_loss(scores: torch.Tensor, level: torch.Tensor, family: torch.Tensor, m
     gap = margin * (level[None, :] - level[:, None]).to(scores.dtype)
     hinge = torch.relu(gap - (scores[:, None] - scores[None, :]))
     return hinge[better].mean() if better.any() else scores.sum() * 0
+
+
+def pair_loss(scores: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinge on (P,2) predicted means, the preferred image first: mean of relu(margin - (s0 - s1))."""
+    return torch.relu(margin - (scores[:, 0] - scores[:, 1])).mean()
 
 
 def freeze(model: NIMA, frozen_blocks: int) -> None:
@@ -248,6 +259,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
                                  compound=config.compound, families=config.families)
         synth_iter = _cycle(DataLoader(synth, batch_size=config.groups_per_step, num_workers=config.workers),
                             start_epoch)
+    pair_iter: Iterator[Any] | None = None
+    if config.pairs and config.rank_weight > 0:
+        prefs = PreferencePairs(read_pairs(config.pairs), seed=config.seed + 1000 * rank,
+                                pairs_per_epoch=max(len(loader), 1) * config.pairs_per_step)
+        pair_iter = _cycle(DataLoader(prefs, batch_size=config.pairs_per_step, num_workers=config.workers), start_epoch)
 
     net: nn.Module = model
     if world > 1:
@@ -268,13 +284,21 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 images, level, family = next(synth_iter)
                 groups = (level.to(device), family.to(device))
                 x = torch.cat([x, images.flatten(0, 1).to(device)])
+            n_pairs = 0
+            if pair_iter is not None:
+                both = next(pair_iter)
+                n_pairs = both.shape[0]
+                x = torch.cat([x, both.flatten(0, 1).to(device)])
             pred = net(x)
             loss_emd = emd(pred[:n_rated], target, r=2).mean()
             loss_rank = torch.zeros((), device=device)
             if groups is not None:
-                scores = mean_score(pred[n_rated:]).view(*groups[0].shape)
+                scores = mean_score(pred[n_rated : len(x) - 2 * n_pairs]).view(*groups[0].shape)
                 loss_rank = torch.stack([rank_loss(s, lv, fm, config.rank_margin)
                                          for s, lv, fm in zip(scores, *groups)]).mean()
+            loss_pairs = torch.zeros((), device=device)
+            if n_pairs:
+                loss_pairs = pair_loss(mean_score(pred[len(x) - 2 * n_pairs :]).view(n_pairs, 2), config.rank_margin)
             loss_keep = torch.zeros((), device=device)
             if teacher is not None:
                 keep = torch.arange(n_rated, device=device)
@@ -283,11 +307,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 with torch.no_grad():
                     target_keep = teacher(x[keep])
                 loss_keep = emd(pred[keep], target_keep, r=2).mean()
-            loss = loss_emd + config.rank_weight * loss_rank + config.distill * loss_keep
+            loss = loss_emd + config.rank_weight * (loss_rank + loss_pairs) + config.distill * loss_keep
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            bar.set_postfix(emd=f"{loss_emd.item():.3f}", rank=f"{loss_rank.item():.3f}", keep=f"{loss_keep.item():.3f}")
+            bar.set_postfix(emd=f"{loss_emd.item():.3f}", rank=f"{loss_rank.item():.3f}",
+                            pairs=f"{loss_pairs.item():.3f}", keep=f"{loss_keep.item():.3f}")
         sched.step()
         elapsed += time.perf_counter() - t0
 
@@ -296,7 +321,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             figures = _figures(model, val_s, held_src, device, config.workers) \
                 if last or (epoch + 1) % config.eval_every == 0 else {}
             figures.update(epoch=epoch + 1, loss_emd=loss_emd.item(), loss_rank=loss_rank.item(),
-                           loss_keep=loss_keep.item(), seconds=elapsed)
+                           loss_pairs=loss_pairs.item(), loss_keep=loss_keep.item(), seconds=elapsed)
             history.append(figures)
             tqdm.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
             tmp = run / "last.pt.tmp"

@@ -273,7 +273,7 @@ def test_synthetic_ranking_shares_one_view(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     path = tmp_path / "noise.png"
     Image.fromarray(rng.integers(50, 200, size=(60, 90, 3), dtype=np.uint8)).save(path)
-    ds = SyntheticRanking([str(path)], per_group=len(FAMILIES) + 1, size=32, long_side=64)
+    ds = SyntheticRanking([str(path)], per_group=len(FAMILIES) + 1, size=32, long_side=64, groups_per_epoch=6)
     pointwise = ("exposure", "gamma", "contrast", "saturation", "cast", "haze")
     for i in range(6):
         images, level, family = ds[i]

@@ -195,14 +195,18 @@ def test_two_process_training_with_torchrun(tmp_path: Path) -> None:
 
 
 def test_cli_zero_overrides_a_preset(tmp_path: Path) -> None:
-    """0 is a value, not 'not given': --frozen-blocks 0 and --rank-weight 0 replace the preset's 3 and 1."""
+    """0 is a value, not 'not given': --frozen-blocks 0 and --rank-weight 0 replace the preset's 3 and 1;
+    --families and --pairs reach the configuration too."""
     data, pristine = _tiny_dataset(tmp_path / "data")
+    pairs = Path(pristine) / "pairs.csv"
+    pairs.write_text("better,worse\np0.png,p1.png\n")
     out = tmp_path / "w.pt"
     result = CliRunner().invoke(cli.main, [
         "train", "--preset", "default", "--init", "", "--dataset", data, "--pristine", pristine, "--no-pretrained",
         "--epochs", "1", "--batch-size", "4", "--workers", "0", "--frozen-blocks", "0", "--rank-weight", "0",
-        "--families", "all", "--out", str(out),
+        "--families", "all", "--pairs", str(pairs), "--pairs-per-step", "2", "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
     config = load_checkpoint(out)[1]["config"]
     assert config["frozen_blocks"] == 0 and config["rank_weight"] == 0 and config["families"] == list(FAMILIES)
+    assert config["pairs"] == str(pairs) and config["pairs_per_step"] == 2

@@ -262,6 +262,28 @@ def load_pristine(path: str | Path, long_side: int = 512) -> Tensor:
     return _resize(x, max(1, round(h * s)), max(1, round(w * s)))
 
 
+def shared_view(batch: Tensor, rng: np.random.Generator, size: int) -> Tensor:
+    """One random view, the same for every image of (N,3,h,w) -> (N,3,size,size).
+
+    With probability 1/2 the whole image resized to ``round(size * 8 / 7)`` square then a random
+    ``size`` crop; else a ``size`` crop of the image scaled by a random factor in [0.5, 1] (raised
+    where needed so the crop fits). Then one random horizontal flip for all.
+    """
+    if rng.random() < 0.5:
+        side = round(size * 8 / 7)
+        batch = _resize(batch, side, side)
+    else:
+        h, w = batch.shape[2:]
+        f = max(rng.uniform(0.5, 1.0), size / min(h, w))
+        hs, ws = max(size, round(h * f)), max(size, round(w * f))
+        if (hs, ws) != (h, w):
+            batch = _resize(batch, hs, ws)
+    top = int(rng.integers(0, batch.shape[2] - size + 1))
+    left = int(rng.integers(0, batch.shape[3] - size + 1))
+    batch = batch[:, :, top : top + size, left : left + size]
+    return batch.flip(-1) if rng.random() < 0.5 else batch
+
+
 class SyntheticRanking(torch.utils.data.Dataset):
     """Groups of one pristine photo and ``per_group`` distortions of it, all seen through one view.
 
@@ -345,24 +367,9 @@ class SyntheticRanking(torch.utils.data.Dataset):
         members += [(int(f), int(rng.integers(1, LEVELS + 1))) for f in fams[1:]]
         return [members[j] for j in rng.permutation(len(members))]
 
-    def _view(self, batch: Tensor, rng: np.random.Generator) -> Tensor:
-        """One random view of (N,3,h,w) -> (N,3,size,size)."""
-        size = self.size
-        if rng.random() < 0.5:
-            side = round(size * 8 / 7)
-            batch = _resize(batch, side, side)
-        else:
-            h, w = batch.shape[2:]
-            f = max(rng.uniform(0.5, 1.0), size / min(h, w))
-            hs, ws = max(size, round(h * f)), max(size, round(w * f))
-            if (hs, ws) != (h, w):
-                batch = _resize(batch, hs, ws)
-        top = int(rng.integers(0, batch.shape[2] - size + 1))
-        left = int(rng.integers(0, batch.shape[3] - size + 1))
-        batch = batch[:, :, top : top + size, left : left + size]
-        return batch.flip(-1) if rng.random() < 0.5 else batch
-
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
         rng = np.random.default_rng([self.seed, self.epoch, i])
         anchor = self._pristine(self.paths[(self.epoch * len(self) + i) % len(self.paths)])
         if self.compound and rng.random() < self.compound:
@@ -375,7 +382,7 @@ class SyntheticRanking(torch.utils.data.Dataset):
         images = [anchor] + [
             distort(anchor, FAMILIES[f], k, int(s)) for (f, k), s in zip(members, seeds)
         ]
-        view = self._view(torch.stack(images), rng).contiguous()
+        view = shared_view(torch.stack(images), rng, self.size).contiguous()
         level = torch.tensor([0] + [k for _, k in members], dtype=torch.long)
         family = torch.tensor([-1] + [f for f, _ in members], dtype=torch.long)
         return view, level, family
