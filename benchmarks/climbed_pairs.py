@@ -12,7 +12,9 @@ The climbed result is a photo the scorer rates highly but a person need not: the
 
 Writes OUT/*.png (degraded inputs and climbed results, 8 bits), OUT/pairs.csv (columns
 better, worse; the pristine photos by absolute path, the rest relative to OUT) and OUT/cases.json
-(each case's PSNR and predicted scores).
+(each case's PSNR and predicted scores). ``--held-out`` climbs the held-out sources instead, to
+measure a scorer (how far its climbs take clean and noisy photos from the pristine ones), and
+writes no pairs.
 
     python benchmarks/climbed_pairs.py --out runs/pairs --degradations none "noise 10/255" "noise 20/255" "flat contrast"
 """
@@ -92,6 +94,8 @@ def main() -> None:
                         choices=["none", *DEGRADATIONS])
     parser.add_argument("--same-db", type=float, default=35.0,
                         help="no pristine-above pair when the climbed result is this close (PSNR, dB)")
+    parser.add_argument("--held-out", action="store_true",
+                        help="climb the held-out sources instead: figures to measure a scorer by, never pairs to train on")
     parser.add_argument("--limit", type=int, help="only the first N sources (a quick look)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
@@ -100,24 +104,33 @@ def main() -> None:
     from nima.training import pristine_paths
 
     held = set(load_scorer(args.weights).meta.get("pristine_holdout") or [])
-    sources = [p for p in pristine_paths([*SKIMAGE, str(KODAK)]) if Path(p).name not in held][: args.limit]
+    sources = [p for p in pristine_paths([*SKIMAGE, str(KODAK)]) if (Path(p).name in held) == args.held_out]
+    sources = sources[: args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
     cases = [(str(Path(s).resolve()), d, args.recipe, args.weights, args.out) for s in sources for d in args.degradations]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(climb, cases))
-    pairs = [p for row in rows for p in pairs_of(row, args.same_db)]
-    with open(args.out / "pairs.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["better", "worse"])
-        writer.writerows(pairs)
+    pairs = [] if args.held_out else [p for row in rows for p in pairs_of(row, args.same_db)]
+    if pairs:
+        with open(args.out / "pairs.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["better", "worse"])
+            writer.writerows(pairs)
     save_json(str(args.out / "cases.json"), rows)
     above = [r for r in rows if r["scores"]["tuned"] > r["scores"]["pristine"]]
     worse = [r for r in rows if r["input"] is not None and r["psnr_tuned"] < r["psnr_input"]]
+    wrote = "no pairs (held-out sources)" if args.held_out else f"{len(pairs)} pairs -> {args.out / 'pairs.csv'}"
     print(f"{len(sources)} sources x {len(args.degradations)} degradations = {len(rows)} climbs, "
-          f"{time.perf_counter() - t0:.0f} s with {args.workers} workers; {len(pairs)} pairs -> {args.out / 'pairs.csv'}")
+          f"{time.perf_counter() - t0:.0f} s with {args.workers} workers; {wrote}")
     print(f"climbed result scored above the pristine photo: {len(above)} of {len(rows)}; "
           f"further from the pristine than its degraded input: {len(worse)} of {sum(r['input'] is not None for r in rows)}")
+    for d in args.degradations:
+        mine = [r for r in rows if r["degradation"] == d]
+        print(f"  {d}: PSNR against the pristine, input {np.mean([r['psnr_input'] for r in mine]):.2f} dB, "
+              f"climbed {np.mean([r['psnr_tuned'] for r in mine]):.2f} dB; mean score pristine "
+              f"{np.mean([r['scores']['pristine'] for r in mine]):.3f}, input {np.mean([r['scores']['degraded'] for r in mine]):.3f}, "
+              f"climbed {np.mean([r['scores']['tuned'] for r in mine]):.3f}")
 
 
 if __name__ == "__main__":
