@@ -178,7 +178,19 @@ def _is_main() -> bool:
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
-    """Train a NIMA scorer and write ``config.out``; returns the final validation figures."""
+    """Train a NIMA scorer and write ``config.out``; returns the final validation figures.
+
+    Denormals are flushed to zero while it runs (denormal activations can slow CPU kernels many
+    times over); the process-wide setting is turned off again afterwards, as it was by default.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        return _train(config)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train(config: TrainConfig) -> dict[str, Any]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = pick_device(config.device)
     owns_group = world > 1 and not dist.is_initialized()
@@ -188,7 +200,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(device)
     rank = dist.get_rank() if dist.is_initialized() else 0
-    torch.set_flush_denormal(True)  # denormal activations can slow CPU kernels many times over
     torch.manual_seed(config.seed + rank)
     random.seed(config.seed + rank)
     np.random.seed(config.seed + rank)

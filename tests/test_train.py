@@ -210,3 +210,10 @@ def test_cli_zero_overrides_a_preset(tmp_path: Path) -> None:
     config = load_checkpoint(out)[1]["config"]
     assert config["frozen_blocks"] == 0 and config["rank_weight"] == 0 and config["families"] == list(FAMILIES)
     assert config["pairs"] == str(pairs) and config["pairs_per_step"] == 2
+
+
+def test_training_leaves_denormals_representable(tmp_path: Path) -> None:
+    """train() flushes denormals while it runs, not after: later code (hypothesis's float
+    strategies, numerics in the tuner) needs IEEE subnormals."""
+    train(_config(tmp_path, epochs=1, rank_weight=0, holdout_sources=0))
+    assert torch.tensor(1e-40, dtype=torch.float32).item() != 0.0
