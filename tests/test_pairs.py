@@ -45,6 +45,14 @@ def test_read_pairs_resolves_paths_and_names_the_file_and_line_of_a_fault(tmp_pa
     broken.write_text("better,worse\np0.png,p0.noisy.png\np1.png,gone.png\n")
     with pytest.raises(ValueError, match=r"broken.csv: line 3: no such image .*gone.png"):
         read_pairs(broken)
+    Image.new("RGB", (90, 50)).save(tmp_path / "pairs" / "small.png")
+    (tmp_path / "pairs" / "text.png").write_text("not an image")
+    for name, worse, fault in (("sizes", "small.png", r"a pair must have one size, got \(90, 60\) and \(90, 50\)"),
+                               ("text", "text.png", "cannot read an image")):
+        bad = tmp_path / "pairs" / f"{name}.csv"
+        bad.write_text(f"better,worse\np0.png,{worse}\n")
+        with pytest.raises(ValueError, match=rf"{name}.csv: line 2: {fault}"):
+            read_pairs(bad)
     wrong = tmp_path / "pairs" / "wrong.csv"
     wrong.write_text("a,b\np0.png,p1.png\n")
     with pytest.raises(ValueError, match="wrong.csv: expected a CSV with columns better,worse"):

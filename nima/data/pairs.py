@@ -12,13 +12,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from nima.data.synthetic import load_pristine, shared_view
 
 
+def _shown_size(path: str) -> tuple[int, int]:
+    """(width, height) as displayed (EXIF orientation applied), from the header alone."""
+    with Image.open(path) as im:
+        w, h = im.size
+        return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
+
+
 def read_pairs(path: str | Path) -> list[tuple[str, str]]:
-    """(better, worse) absolute paths from a pairs CSV; ValueError naming the file and row."""
+    """(better, worse) absolute paths from a pairs CSV. ValueError naming the file and line for a
+    missing or unreadable image, or a pair of two sizes."""
     path = Path(path)
     try:
         with open(path, newline="") as f:
@@ -33,6 +42,12 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
         missing = [p for p in both if not Path(p).is_file()]
         if missing:
             raise ValueError(f"{path}: line {line}: no such image {missing[0]}")
+        try:
+            sizes = [_shown_size(p) for p in both]
+        except OSError as e:
+            raise ValueError(f"{path}: line {line}: cannot read an image ({e})") from None
+        if sizes[0] != sizes[1]:
+            raise ValueError(f"{path}: line {line}: a pair must have one size, got {sizes[0]} and {sizes[1]}")
         pairs.append((both[0], both[1]))
     return pairs
 
