@@ -34,9 +34,6 @@ from PIL import Image
 from common import KODAK, load_rgb, need, quantise, save_json, to_array, to_tensor
 from restore import DEGRADATIONS
 
-# The shipped preset's ranking sources besides Kodak (nima/presets.py).
-SKIMAGE = ["skimage:astronaut.png", "skimage:chelsea.png", "skimage:coffee.png", "skimage:rocket.jpg"]
-
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-")
@@ -101,10 +98,13 @@ def main() -> None:
     args = parser.parse_args()
     need(KODAK)
     from nima import load_scorer
+    from nima.presets import PRESETS
     from nima.training import pristine_paths
 
     held = set(load_scorer(args.weights).meta.get("pristine_holdout") or [])
-    sources = [p for p in pristine_paths([*SKIMAGE, str(KODAK)]) if (Path(p).name in held) == args.held_out]
+    # the shipped preset's ranking sources: its scikit-image photos, then Kodak from ../shared
+    entries = [e for e in PRESETS["default"]["pristine"] if e.startswith("skimage:")] + [str(KODAK)]
+    sources = [p for p in pristine_paths(entries) if (Path(p).name in held) == args.held_out]
     sources = sources[: args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
     cases = [(str(Path(s).resolve()), d, args.recipe, args.weights, args.out) for s in sources for d in args.degradations]

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from nima.data.synthetic import load_pristine, shared_view
+from nima.data.synthetic import PhotoCache, shared_view
 
 
 def _shown_size(path: str) -> tuple[int, int]:
@@ -66,22 +66,16 @@ class PreferencePairs(torch.utils.data.Dataset):
             raise ValueError("no preference pairs")
         self.pairs = pairs
         self.size = size
-        self.long_side = long_side
         self.seed = seed
         self.pairs_per_epoch = pairs_per_epoch
         self.epoch = 0
-        self._cache: dict[str, Tensor] = {}  # path -> (3,h,w) uint8 at long_side
+        self._image = PhotoCache(long_side)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
         return self.pairs_per_epoch if self.pairs_per_epoch is not None else len(self.pairs)
-
-    def _image(self, path: str) -> Tensor:
-        if path not in self._cache:
-            self._cache[path] = (load_pristine(path, self.long_side) * 255).round().to(torch.uint8)
-        return self._cache[path].float() / 255
 
     def __getitem__(self, i: int) -> Tensor:
         if not 0 <= i < len(self):
