@@ -13,6 +13,7 @@ from nima.data.synthetic import (
     FAMILIES,
     LEVELS,
     SyntheticRanking,
+    _s_curve,
     distort,
     eval_pairs,
     linear_to_srgb,
@@ -68,7 +69,7 @@ def kodak() -> torch.Tensor:
 
 def test_families_and_levels() -> None:
     assert LEVELS == 5
-    assert len(FAMILIES) == len(set(FAMILIES)) == 20
+    assert len(FAMILIES) == len(set(FAMILIES)) == 21
     assert FAMILIES[0] == "exposure_under" and "oversmooth" in FAMILIES
 
 
@@ -79,6 +80,21 @@ def test_grain_has_no_colour() -> None:
     change = y - x
     assert change.abs().mean() > 5 / 255  # sigma ~10/255 at level 3
     assert torch.allclose(change[0], change[1], atol=1e-6) and torch.allclose(change[2], change[1], atol=1e-6)
+
+
+def test_tone_mix_is_a_seeded_joint_edit_that_grows_with_level() -> None:
+    """Different seeds, different directions; along one direction every level moves further; the
+    S-curve inside keeps black, mid-grey and white and stays monotone near its bound."""
+    x = _photo()
+    assert not torch.equal(distort(x, "tone_mix", 3, seed=0), distort(x, "tone_mix", 3, seed=1))
+    for seed in range(6):
+        psnr = [_psnr(distort(x, "tone_mix", k, seed), x) for k in range(1, LEVELS + 1)]
+        assert all(a > b for a, b in zip(psnr, psnr[1:])) and psnr[0] < 45, psnr
+    ramp = torch.linspace(0, 1, 1001)
+    for a in (-0.99, 0.99):
+        curve = _s_curve(ramp, a)
+        assert (curve.diff() > 0).all()
+        assert torch.allclose(curve[[0, 500, 1000]], torch.tensor([0.0, 0.5, 1.0]), atol=1e-6)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
