@@ -119,6 +119,9 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
               help="Comma-separated synthetic families the groups draw from, or 'all' (default: all, or the preset's).")
 @click.option("--pairs", type=click.Path(), help="CSV of preference pairs (columns better,worse) ranked like the groups.")
 @click.option("--pairs-per-step", type=int, help="Preference pairs beside each batch of rated images.")
+@click.option("--adversarial", type=click.IntRange(min=0),
+              help="Also rank each group's pristine view above the tone edit the model scores highest, "
+                   "found by N steps of gradient ascent (0: off).")
 @click.option("--groups-per-step", type=int, help="Synthetic groups beside each batch of rated images.")
 @click.option("--blend", type=click.FloatRange(0, 1),
               help="With --init: write init + BLEND x (trained - init), a weight-space ensemble (WiSE-FT).")

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from nima.checkpoint import load_checkpoint, save_checkpoint
 from nima.data import ImageRatings, Sample, open_dataset, split_groups
 from nima.data.pairs import PreferencePairs, read_pairs
-from nima.data.synthetic import SyntheticRanking
+from nima.data.synthetic import LEVELS, TONE_SCALE, SyntheticRanking, tone_edit
 from nima.evaluate import evaluate_samples, pristine_first
 from nima.loss import emd
 from nima.model import NIMA, mean_score
@@ -55,7 +55,10 @@ class TrainConfig:
     synthetic groups anchored on a noisy version of the source (see ``SyntheticRanking``);
     ``families`` restricts the groups' distortions to those families (None: all). ``pairs`` is a
     CSV of preference pairs (``nima.data.pairs``): ``pairs_per_step`` of them join each step, each
-    ranked by the same hinge and margin, weighted ``rank_weight``. ``eval_every``: validation
+    ranked by the same hinge and margin, weighted ``rank_weight``. ``adversarial`` > 0: each group's
+    pristine view is also ranked above the joint tone edit of it (``tone_edit``, at a random level)
+    that the model being trained scores highest, found by that many steps of gradient ascent
+    (``hardest_tone_edit``): the edits a tuner would climb to. ``eval_every``: validation
     figures every N epochs and after the last. ``seed`` drives initialisation, data order and
     augmentation; ``split_seed`` alone chooses the validation split, so runs with different
     seeds stay comparable.
@@ -84,6 +87,7 @@ class TrainConfig:
     families: list[str] | None = None
     pairs: str | None = None
     pairs_per_step: int = 4
+    adversarial: int = 0
     blend: float = 1.0
     frozen_blocks: int = 0
     eval_every: int = 1
@@ -142,6 +146,30 @@ def rank_loss(scores: torch.Tensor, level: torch.Tensor, family: torch.Tensor, m
 def pair_loss(scores: torch.Tensor, margin: float) -> torch.Tensor:
     """Hinge on (P,2) predicted means, the preferred image first: mean of relu(margin - (s0 - s1))."""
     return torch.relu(margin - (scores[:, 0] - scores[:, 1])).mean()
+
+
+def hardest_tone_edit(model: nn.Module, pristine: torch.Tensor, level: torch.Tensor, steps: int,
+                      generator: torch.Generator, angle: float = 0.5) -> torch.Tensor:
+    """The joint tone edit of each pristine view that ``model`` scores highest, at a fixed strength.
+
+    pristine (G,3,H,W) in [0,1]; level (G,) in 1..LEVELS, the strength as the ``tone_mix`` family
+    grades it (0.3 to 1 of ``TONE_SCALE``). The edit's direction starts at random on the unit
+    sphere and takes ``steps`` steps of ``angle`` radians along the score's gradient projected
+    onto the sphere (the strength stays fixed, so it cannot shrink toward the identity). Returns
+    the edited views (G,3,H,W), detached. The model's weights get no gradient from this search.
+    """
+    scale = pristine.new_tensor(TONE_SCALE) * (0.3 + 0.7 * (level.to(pristine.dtype)[:, None] - 1) / (LEVELS - 1))
+    d = torch.randn(pristine.shape[0], len(TONE_SCALE), generator=generator).to(pristine)
+    d = d / d.norm(dim=1, keepdim=True)
+    for _ in range(steps):
+        d.requires_grad_(True)
+        (g,) = torch.autograd.grad(mean_score(model(tone_edit(pristine, d * scale))).sum(), d)
+        g = g - (g * d).sum(1, keepdim=True) * d  # tangent to the sphere at d
+        with torch.no_grad():
+            d = torch.cos(torch.tensor(angle)) * d + torch.sin(torch.tensor(angle)) * g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            d = d / d.norm(dim=1, keepdim=True)
+    with torch.no_grad():
+        return tone_edit(pristine, d * scale)
 
 
 def freeze(model: NIMA, frozen_blocks: int) -> None:
@@ -227,6 +255,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     rated = ImageRatings(train_s, train=True)
     sampler: DistributedSampler | None = DistributedSampler(rated, seed=config.seed) if world > 1 else None
     generator = torch.Generator().manual_seed(config.seed)
+    adv_gen = torch.Generator().manual_seed(config.seed + 2000 + rank)  # hardest_tone_edit's levels and starts
     loader = DataLoader(rated, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
                         generator=generator, num_workers=config.workers, drop_last=len(rated) > config.batch_size)
     synth_iter: Iterator[Any] | None = None
@@ -261,6 +290,8 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         start_epoch, history, elapsed = state["epoch"], state["history"], state["elapsed"]
         torch.set_rng_state(state["rng_torch"])
         generator.set_state(state["rng_loader"])
+        if "rng_adv" in state:  # absent from runs saved before the adversarial term existed
+            adv_gen.set_state(state["rng_adv"])
         random.setstate(state["rng_py"])
         np.random.set_state(state["rng_np"])
 
@@ -290,26 +321,40 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         for x, target in bar:
             x, target = x.to(device), target.to(device)
             n_rated = x.shape[0]
-            groups = None
+            parts, groups, n_pairs, adv_level = [x], None, 0, None
             if synth_iter is not None:
                 images, level, family = next(synth_iter)
                 groups = (level.to(device), family.to(device))
-                x = torch.cat([x, images.flatten(0, 1).to(device)])
-            n_pairs = 0
+                parts.append(images.flatten(0, 1).to(device))
+                if config.adversarial:
+                    adv_level = torch.randint(1, LEVELS + 1, (images.shape[0],), generator=adv_gen).to(device)
+                    model.eval()
+                    adv = hardest_tone_edit(model, images[:, 0].to(device), adv_level, config.adversarial, adv_gen)
+                    net.train()
+                    set_bn_eval(net)
             if pair_iter is not None:
                 both = next(pair_iter)
                 n_pairs = both.shape[0]
-                x = torch.cat([x, both.flatten(0, 1).to(device)])
+                parts.append(both.flatten(0, 1).to(device))
+            if adv_level is not None:
+                parts.append(adv)
+            x = torch.cat(parts)
             pred = net(x)
+            end_groups = n_rated + (groups[0].numel() if groups is not None else 0)
+            end_pairs = end_groups + 2 * n_pairs
             loss_emd = emd(pred[:n_rated], target, r=2).mean()
             loss_rank = torch.zeros((), device=device)
+            loss_adv = torch.zeros((), device=device)
             if groups is not None:
-                scores = mean_score(pred[n_rated : len(x) - 2 * n_pairs]).view(*groups[0].shape)
+                scores = mean_score(pred[n_rated:end_groups]).view(*groups[0].shape)
                 loss_rank = torch.stack([rank_loss(s, lv, fm, config.rank_margin)
                                          for s, lv, fm in zip(scores, *groups)]).mean()
+                if adv_level is not None:
+                    gap = scores[:, 0] - mean_score(pred[end_pairs:])
+                    loss_adv = torch.relu(config.rank_margin * adv_level - gap).mean()
             loss_pairs = torch.zeros((), device=device)
             if n_pairs:
-                loss_pairs = pair_loss(mean_score(pred[len(x) - 2 * n_pairs :]).view(n_pairs, 2), config.rank_margin)
+                loss_pairs = pair_loss(mean_score(pred[end_groups:end_pairs]).view(n_pairs, 2), config.rank_margin)
             loss_keep = torch.zeros((), device=device)
             if teacher is not None:
                 keep = torch.arange(n_rated, device=device)
@@ -318,12 +363,12 @@ def _train(config: TrainConfig) -> dict[str, Any]:
                 with torch.no_grad():
                     target_keep = teacher(x[keep])
                 loss_keep = emd(pred[keep], target_keep, r=2).mean()
-            loss = loss_emd + config.rank_weight * (loss_rank + loss_pairs) + config.distill * loss_keep
+            loss = loss_emd + config.rank_weight * (loss_rank + loss_pairs + loss_adv) + config.distill * loss_keep
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             bar.set_postfix(emd=f"{loss_emd.item():.3f}", rank=f"{loss_rank.item():.3f}",
-                            pairs=f"{loss_pairs.item():.3f}", keep=f"{loss_keep.item():.3f}")
+                            pairs=f"{loss_pairs.item():.3f}", adv=f"{loss_adv.item():.3f}", keep=f"{loss_keep.item():.3f}")
         sched.step()
         elapsed += time.perf_counter() - t0
 
@@ -332,14 +377,15 @@ def _train(config: TrainConfig) -> dict[str, Any]:
             figures = _figures(model, val_s, held_src, device, config.workers) \
                 if last or (epoch + 1) % config.eval_every == 0 else {}
             figures.update(epoch=epoch + 1, loss_emd=loss_emd.item(), loss_rank=loss_rank.item(),
-                           loss_pairs=loss_pairs.item(), loss_keep=loss_keep.item(), seconds=elapsed)
+                           loss_pairs=loss_pairs.item(), loss_adv=loss_adv.item(), loss_keep=loss_keep.item(),
+                           seconds=elapsed)
             history.append(figures)
             tqdm.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
             tmp = run / "last.pt.tmp"
             torch.save({
                 "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                 "epoch": epoch + 1, "history": history, "elapsed": elapsed,
-                "rng_torch": torch.get_rng_state(), "rng_loader": generator.get_state(),
+                "rng_torch": torch.get_rng_state(), "rng_loader": generator.get_state(), "rng_adv": adv_gen.get_state(),
                 "rng_py": random.getstate(), "rng_np": np.random.get_state(),
             }, tmp)
             os.replace(tmp, state_file)
