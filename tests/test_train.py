@@ -137,8 +137,9 @@ def test_distill_keeps_the_starting_models_predictions(tmp_path: Path) -> None:
     assert drift_kept < drift_free
 
 
-def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    straight = _config(tmp_path / "a", epochs=2)
+@pytest.mark.parametrize("adversarial", [0, 1])
+def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adversarial: int) -> None:
+    straight = _config(tmp_path / "a", epochs=2, adversarial=adversarial)
     train(straight)
 
     class Killed(Exception):
@@ -150,12 +151,12 @@ def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         real_replace(src, dst)
         raise Killed
 
-    killed = _config(tmp_path / "b", epochs=2)
+    killed = _config(tmp_path / "b", epochs=2, adversarial=adversarial)
     monkeypatch.setattr("nima.training.os.replace", replace_then_die)
     with pytest.raises(Killed):
         train(killed)
     monkeypatch.setattr("nima.training.os.replace", real_replace)
-    train(_config(tmp_path / "b", epochs=2, resume=True))
+    train(_config(tmp_path / "b", epochs=2, resume=True, adversarial=adversarial))
     a, _ = load_checkpoint(straight.out)
     b, _ = load_checkpoint(killed.out)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
