@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import random
 import time
@@ -31,7 +32,7 @@ from tqdm import tqdm
 from nima.checkpoint import load_checkpoint, save_checkpoint
 from nima.data import ImageRatings, Sample, open_dataset, split_groups
 from nima.data.pairs import PreferencePairs, read_pairs
-from nima.data.synthetic import LEVELS, TONE_SCALE, SyntheticRanking, tone_edit
+from nima.data.synthetic import LEVELS, TONE_SCALE, SyntheticRanking, tone_edit, tone_mix_strength
 from nima.evaluate import evaluate_samples, pristine_first
 from nima.loss import emd
 from nima.model import NIMA, mean_score
@@ -158,7 +159,7 @@ def hardest_tone_edit(model: nn.Module, pristine: torch.Tensor, level: torch.Ten
     onto the sphere (the strength stays fixed, so it cannot shrink toward the identity). Returns
     the edited views (G,3,H,W), detached. The model's weights get no gradient from this search.
     """
-    scale = pristine.new_tensor(TONE_SCALE) * (0.3 + 0.7 * (level.to(pristine.dtype)[:, None] - 1) / (LEVELS - 1))
+    scale = pristine.new_tensor(TONE_SCALE) * tone_mix_strength(level.to(pristine.dtype)[:, None])
     d = torch.randn(pristine.shape[0], len(TONE_SCALE), generator=generator).to(pristine)
     d = d / d.norm(dim=1, keepdim=True)
     for _ in range(steps):
@@ -166,7 +167,7 @@ def hardest_tone_edit(model: nn.Module, pristine: torch.Tensor, level: torch.Ten
         (g,) = torch.autograd.grad(mean_score(model(tone_edit(pristine, d * scale))).sum(), d)
         g = g - (g * d).sum(1, keepdim=True) * d  # tangent to the sphere at d
         with torch.no_grad():
-            d = torch.cos(torch.tensor(angle)) * d + torch.sin(torch.tensor(angle)) * g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            d = math.cos(angle) * d + math.sin(angle) * g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
             d = d / d.norm(dim=1, keepdim=True)
     with torch.no_grad():
         return tone_edit(pristine, d * scale)

@@ -128,6 +128,11 @@ def tone_edit(x: Tensor, theta: Tensor) -> Tensor:
     return (y + torch.exp2(sat) * (x - y)).clamp(0.0, 1.0)
 
 
+def tone_mix_strength(level: Tensor | int) -> Tensor | float:
+    """The ``tone_mix`` family's strength at ``level`` (1..LEVELS): 0.3 to 1 of `TONE_SCALE`."""
+    return 0.3 + 0.7 * (level - 1) / (LEVELS - 1)
+
+
 def _tone_mix(x: Tensor, t: float, seed: int) -> Tensor:
     """`tone_edit` along a direction drawn from ``seed`` (uniform on the unit sphere, per axis scaled
     by `TONE_SCALE`) at ``t`` in (0,1]. Each axis on its own may be mild; together they are the
@@ -257,7 +262,7 @@ _OPS: dict[str, Callable[[Tensor, int, int], Tensor]] = {
         x, round(_geo(2.0, 8.0, k)), _geo(0.03, 0.12, k) ** 2
     ),
     "noise_luma": lambda x, k, s: _luma_noise(x, _geo(4.0, 25.0, k) / 255, s),
-    "tone_mix": lambda x, k, s: _tone_mix(x, _lin(0.3, 1.0, k), s),
+    "tone_mix": lambda x, k, s: _tone_mix(x, float(tone_mix_strength(k)), s),
 }
 FAMILIES: tuple[str, ...] = tuple(_OPS)  # ordered family names; index = family id
 # Compound groups start from a noisy photo (one of these families at levels 1..COMPOUND_LEVELS) and
