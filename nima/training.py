@@ -144,8 +144,9 @@ def rank_loss(scores: torch.Tensor, level: torch.Tensor, family: torch.Tensor, m
     return hinge[better].mean() if better.any() else scores.sum() * 0
 
 
-def pair_loss(scores: torch.Tensor, margin: float) -> torch.Tensor:
-    """Hinge on (P,2) predicted means, the preferred image first: mean of relu(margin - (s0 - s1))."""
+def pair_loss(scores: torch.Tensor, margin: float | torch.Tensor) -> torch.Tensor:
+    """Hinge on (P,2) predicted means, the preferred image first: mean of relu(margin - (s0 - s1)).
+    ``margin``: one for all pairs, or (P,)."""
     return torch.relu(margin - (scores[:, 0] - scores[:, 1])).mean()
 
 
@@ -325,12 +326,12 @@ def _train(config: TrainConfig) -> dict[str, Any]:
             parts, groups, n_pairs, adv_level = [x], None, 0, None
             if synth_iter is not None:
                 images, level, family = next(synth_iter)
-                groups = (level.to(device), family.to(device))
-                parts.append(images.flatten(0, 1).to(device))
+                images, groups = images.to(device), (level.to(device), family.to(device))
+                parts.append(images.flatten(0, 1))
                 if config.adversarial:
                     adv_level = torch.randint(1, LEVELS + 1, (images.shape[0],), generator=adv_gen).to(device)
                     model.eval()
-                    adv = hardest_tone_edit(model, images[:, 0].to(device), adv_level, config.adversarial, adv_gen)
+                    adv = hardest_tone_edit(model, images[:, 0], adv_level, config.adversarial, adv_gen)
                     net.train()
                     set_bn_eval(net)
             if pair_iter is not None:
@@ -351,8 +352,8 @@ def _train(config: TrainConfig) -> dict[str, Any]:
                 loss_rank = torch.stack([rank_loss(s, lv, fm, config.rank_margin)
                                          for s, lv, fm in zip(scores, *groups)]).mean()
                 if adv_level is not None:
-                    gap = scores[:, 0] - mean_score(pred[end_pairs:])
-                    loss_adv = torch.relu(config.rank_margin * adv_level - gap).mean()
+                    loss_adv = pair_loss(torch.stack([scores[:, 0], mean_score(pred[end_pairs:])], 1),
+                                         config.rank_margin * adv_level)
             loss_pairs = torch.zeros((), device=device)
             if n_pairs:
                 loss_pairs = pair_loss(mean_score(pred[end_groups:end_pairs]).view(n_pairs, 2), config.rank_margin)

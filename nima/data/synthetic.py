@@ -76,26 +76,27 @@ def _box(x: Tensor, r: int) -> Tensor:
 # --- one function per distortion ----------------------------------------------------------
 
 
-def _exposure(x: Tensor, ev: float) -> Tensor:
-    """Scale linear light by 2**ev, then clip."""
+def _exposure(x: Tensor, ev: float | Tensor) -> Tensor:
+    """Scale linear light by 2**ev, then clip. The helpers here take (3,H,W), or (B,3,H,W) with
+    (B,1,1,1) tensor parameters."""
     return linear_to_srgb(srgb_to_linear(x) * 2.0**ev)
 
 
-def _contrast(x: Tensor, gain: float) -> Tensor:
+def _contrast(x: Tensor, gain: float | Tensor) -> Tensor:
     """Scale deviations from the image's mean grey by ``gain`` (<1 flattens, >1 clips)."""
-    grey = _luma(x).mean()
+    grey = _luma(x).mean((-2, -1), keepdim=True)
     return (grey + gain * (x - grey)).clamp(0.0, 1.0)
 
 
-def _saturation(x: Tensor, s: float) -> Tensor:
+def _saturation(x: Tensor, s: float | Tensor) -> Tensor:
     """Scale deviations from per-pixel luma by ``s`` (0 = grey), then clip."""
     y = _luma(x)
     return (y + s * (x - y)).clamp(0.0, 1.0)
 
 
-def _gamma(x: Tensor, g: float) -> Tensor:
-    """x ** g on encoded values (g > 1 darkens mid-tones)."""
-    return x.clamp(0.0, 1.0) ** g
+def _gamma(x: Tensor, g: float | Tensor) -> Tensor:
+    """x ** g on encoded values (g > 1 darkens mid-tones); the gradient in g is finite at black."""
+    return torch.where(x > 0, x.clamp(1e-12, 1.0) ** g, 0.0)
 
 
 def _s_curve(x: Tensor, a: float | Tensor) -> Tensor:
@@ -119,13 +120,8 @@ def tone_edit(x: Tensor, theta: Tensor) -> Tensor:
     gradients stay finite at black and white. Returns (B,3,H,W) in [0,1].
     """
     ev, contrast, s, sat, gamma = (theta[:, i].view(-1, 1, 1, 1) for i in range(5))
-    x = linear_to_srgb(srgb_to_linear(x) * torch.exp2(ev))
-    x = torch.where(x > 0, x.clamp_min(1e-12) ** torch.exp2(gamma), 0.0)
-    x = _s_curve(x, s)
-    grey = _luma(x).mean((-2, -1), keepdim=True)
-    x = (grey + torch.exp2(contrast) * (x - grey)).clamp(0.0, 1.0)
-    y = _luma(x)
-    return (y + torch.exp2(sat) * (x - y)).clamp(0.0, 1.0)
+    x = _s_curve(_gamma(_exposure(x, ev), torch.exp2(gamma)), s)
+    return _saturation(_contrast(x, torch.exp2(contrast)), torch.exp2(sat))
 
 
 def tone_mix_strength(level: Tensor | int) -> Tensor | float:
@@ -236,7 +232,7 @@ def _geo(lo: float, hi: float, level: int) -> float:
 # about mean grey, saturation factor, gamma, cast gain fraction, airlight fraction, noise sigma
 # (of 255), shot-noise gain and chroma sigma, blur sigma (px), JPEG quality, unsharp amount and
 # sigma (px), guided-filter radius (px) and eps (variance), grain sigma (of 255), tone_mix strength
-# (fraction of `_TONE_MIX_SCALE`).
+# (fraction of `TONE_SCALE`).
 _OPS: dict[str, Callable[[Tensor, int, int], Tensor]] = {
     "exposure_under": lambda x, k, s: _exposure(x, _lin(-0.5, -2.5, k)),
     "exposure_over": lambda x, k, s: _exposure(x, _lin(0.4, 2.0, k)),
