@@ -4,10 +4,12 @@
    enlarged to 4000x3000), end to end as a user runs it (process start, decode, tune, render,
    encode), with the phases from the sidecar.
 2. The time of one tuning step against one scorer forward-and-backward pass on the same views.
-3. Adam against Nelder-Mead: scorer evaluations needed to reach 99% of the best improvement
+3. Scoring without gradients and a training forward+backward on the CPU, channels-last (the
+   default there) against the plain NCHW layout.
+4. Adam against Nelder-Mead: scorer evaluations needed to reach 99% of the best improvement
    either optimiser found, on degraded held-out photos with a 7-parameter recipe.
 
-    python benchmarks/speed.py --json benchmarks/results/speed.json
+    python benchmarks/speed.py --json benchmarks/results/speed.json [--only layout ...]
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import torch
 from PIL import Image
 
 from common import KODAK, ROOT, load_rgb, need, quantise, save_json, to_tensor
+
+
+PARTS = ["tune", "step", "layout", "optimisers"]
 
 
 def tune_12mp(workdir: Path, runs: int, photo: str = "kodim05.png") -> dict:
@@ -101,6 +106,50 @@ def step_cost(repeats: int, device: str = "cpu", bf16: bool = False) -> dict:
     return {"step_seconds": step, "scorer_pass_seconds": base, "ratio": step / base, "views": 3}
 
 
+def layout_cost(rounds: int, repeats: int = 5) -> dict:
+    """The CPU backbone layout where no gradient reaches the input: channels-last
+    (``NIMA.channels_last``, the default) against plain NCHW, on scoring without gradients (batch 32
+    at 224 px) and a training forward+backward (batch 32, train mode, BatchNorm on its statistics,
+    the stem and first 3 blocks frozen, as in training). The layouts alternate, ``rounds`` times;
+    the best round of each is kept, with the largest difference between their scores and between
+    their parameter gradients."""
+    from nima import NIMA, load_scorer, mean_score
+    from nima.training import freeze, set_bn_eval
+
+    scorer = load_scorer()
+    net = NIMA("efficientnet_lite0", pretrained=True).train()
+    freeze(net, 3)
+    set_bn_eval(net)
+    batch = torch.rand(32, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+
+    def score() -> torch.Tensor:
+        with torch.no_grad():
+            return mean_score(scorer(batch))
+
+    def train_pass() -> torch.Tensor:
+        torch.manual_seed(0)  # the same dropout mask in both layouts
+        net.zero_grad(set_to_none=True)
+        net(batch).square().sum().backward()
+        return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+
+    best: dict[str, float] = {}
+    out: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
+    for _ in range(rounds):
+        for layout in (True, False):
+            NIMA.channels_last = layout
+            out[layout] = (score(), train_pass())  # also the warm-up
+            for name, f in (("score", score), ("train_pass", train_pass)):
+                t0 = time.perf_counter()
+                for _ in range(repeats):
+                    f()
+                key = f"{name}_{'channels_last' if layout else 'nchw'}_seconds"
+                best[key] = min(best.get(key, float("inf")), (time.perf_counter() - t0) / repeats)
+    NIMA.channels_last = True
+    (s1, g1), (s0, g0) = out[True], out[False]
+    return {**best, "rounds": rounds, "repeats": repeats, "max_score_difference": float((s1 - s0).abs().max()),
+            "grad_relative_difference": float((g1 - g0).norm() / g0.norm())}
+
+
 def optimiser_efficiency(steps: int) -> list[dict]:
     """Evaluations each optimiser needs to reach 99% of the best improvement found by either."""
     import enhance
@@ -133,23 +182,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=150, help="budget for the optimiser comparison")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts (repeatable)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
+    parts = args.only or PARTS
     need(KODAK)
     torch.manual_seed(0)
     figures: dict = {"threads": torch.get_num_threads()}
-    with tempfile.TemporaryDirectory() as tmp:
-        figures["tune_12mp"] = t = tune_12mp(Path(tmp), args.runs)
-    print(f"enhance tune, 12 MP JPEG, --op tonemap: wall {min(t['wall_seconds']):.2f} s best of {args.runs} "
-          f"(all: {', '.join(f'{w:.2f}' for w in t['wall_seconds'])})")
-    print("  phases of the best run: " + ", ".join(f"{k} {v}" for k, v in t["phases"][int(np.argmin(t['wall_seconds']))].items()))
-    figures["step"] = s = step_cost(repeats=30)
-    print(f"tuning step {1000 * s['step_seconds']:.0f} ms vs scorer forward+backward on the same 3 views "
-          f"{1000 * s['scorer_pass_seconds']:.0f} ms: ratio {s['ratio']:.2f}")
-    figures["optimisers"] = rows = optimiser_efficiency(args.steps)
-    print("\n| image | start | best | Adam evaluations to 99% | Nelder-Mead evaluations to 99% |\n|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['image']} | {r['start']:.3f} | {r['best']:.3f} | {r['adam']} | {r['nelder-mead']} |")
+    if "tune" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures["tune_12mp"] = t = tune_12mp(Path(tmp), args.runs)
+        print(f"enhance tune, 12 MP JPEG, --op tonemap: wall {min(t['wall_seconds']):.2f} s best of {args.runs} "
+              f"(all: {', '.join(f'{w:.2f}' for w in t['wall_seconds'])})")
+        print("  phases of the best run: " + ", ".join(f"{k} {v}" for k, v in t["phases"][int(np.argmin(t['wall_seconds']))].items()))
+    if "step" in parts:
+        figures["step"] = s = step_cost(repeats=30)
+        print(f"tuning step {1000 * s['step_seconds']:.0f} ms vs scorer forward+backward on the same 3 views "
+              f"{1000 * s['scorer_pass_seconds']:.0f} ms: ratio {s['ratio']:.2f}")
+    if "layout" in parts:
+        figures["layout"] = lay = layout_cost(rounds=3)
+        print("CPU layout, best of 3 rounds, channels-last against NCHW: scoring 32 images without gradients "
+              f"{1000 * lay['score_channels_last_seconds']:.0f} against {1000 * lay['score_nchw_seconds']:.0f} ms; "
+              f"training forward+backward, batch 32, {lay['train_pass_channels_last_seconds']:.2f} against "
+              f"{lay['train_pass_nchw_seconds']:.2f} s; largest score difference {lay['max_score_difference']:.1e}, "
+              f"parameter gradients {lay['grad_relative_difference']:.1e} apart (relative)")
+    if "optimisers" in parts:
+        figures["optimisers"] = rows = optimiser_efficiency(args.steps)
+        print("\n| image | start | best | Adam evaluations to 99% | Nelder-Mead evaluations to 99% |\n|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['image']} | {r['start']:.3f} | {r['best']:.3f} | {r['adam']} | {r['nelder-mead']} |")
     save_json(args.json, figures)
 
 

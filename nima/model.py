@@ -21,6 +21,13 @@ class NIMA(nn.Module):
     (torch.Size([2, 10]), True)
     """
 
+    # On the CPU, when no gradient flows back to the input (training steps, scoring without
+    # gradients), the backbone runs channels-last: oneDNN's convolutions are faster that way
+    # (`python benchmarks/speed.py --only layout`). Input gradients, which the tuner climbs, stay in
+    # the layout they come in: channels-last ones measured 1.5% from a float64 reference on a noise
+    # image, where NCHW ones measured 6e-7 (torch 2.14.1).
+    channels_last = True
+
     def __init__(
         self, backbone: str = "efficientnet_lite0", pretrained: bool | str = False,
         buckets: int = 10, dropout: float = 0.75,
@@ -37,6 +44,8 @@ class NIMA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.norm_mean) / self.norm_std
+        if self.channels_last and x.device.type == "cpu" and not x.requires_grad:
+            x = x.contiguous(memory_format=torch.channels_last)
         pooled = self.features(x).mean(dim=(2, 3))
         return self.head(self.dropout(pooled)).softmax(dim=1)
 

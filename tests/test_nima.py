@@ -128,6 +128,24 @@ def test_scorer_gradient_finite_at_black_and_white(tiny_scorer: Scorer):
     assert torch.isfinite(x.grad).all()
 
 
+def test_cpu_channels_last_only_where_no_gradient_reaches_the_input(tiny_scorer: Scorer, monkeypatch):
+    seen: list[bool] = []
+    stem = tiny_scorer.model.features._conv_stem
+    hook = stem.register_forward_pre_hook(lambda m, a: seen.append(a[0].is_contiguous(memory_format=torch.channels_last)))
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            fast = tiny_scorer.mean(x)
+        tiny_scorer.mean(x.requires_grad_(True)).sum().backward()
+        monkeypatch.setattr(NIMA, "channels_last", False)
+        with torch.no_grad():
+            plain = tiny_scorer.mean(x)
+    finally:
+        hook.remove()
+    assert seen == [True, False, False]  # channels-last without gradients; the climbed input as it came
+    assert torch.allclose(fast, plain, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape,size", [((2, 3, 341, 512), (224, 224)), ((1, 3, 100, 150), (224, 224)),
                                         ((1, 1, 600, 90), (224, 100))])
 def test_resize_separable_matches_interpolate(shape: tuple[int, ...], size: tuple[int, int]) -> None:
