@@ -15,7 +15,9 @@ sRGB-encoded; exact zeros raised to the smallest positive radiance, which OpenCV
 radiance). Reported: PSNR and SSIM (skimage) of the sRGB result against the pristine photo, and the
 predicted score on the tuner's views (proxy and two crops) with the installed weights.
 
-    OMP_NUM_THREADS=2 python benchmarks/hdr.py [--limit N] [--stride S] [--steps S] [--csv per_scene.csv]
+    OMP_NUM_THREADS=2 python benchmarks/hdr.py [--limit N] [--stride S] [--steps S] [--csv per_scene.csv] [--ceiling]
+
+``--ceiling`` runs only ``tonemap`` fitted to each target by PSNR: what the operator can express.
 
 Tuning takes about 5 s (``tonemap``) and 10 s (``tonemap_local``) per scene on this 2-core CPU;
 ``--stride 3`` (8 scenes) is a quick subset, which flattered the tuner (benchmarks/RESULTS.md).
@@ -40,11 +42,14 @@ sys.path.insert(0, str(ROOT))
 
 from enhance.ops.color import linear_to_srgb, luminance, srgb_to_linear  # noqa: E402
 from enhance.recipe import Recipe  # noqa: E402
-from enhance.tune import Opinion, Views, display, hdr_scale, render, tune  # noqa: E402
+from enhance.tune import (  # noqa: E402
+    Opinion, Views, _unconstrained, apply_pipeline, bounded, display, hdr_scale, render, resize_long, tune,
+)
 from nima import Scorer  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
 GREY = math.log2(0.18)
+CEILING = "tonemap fitted to the target (ceiling)"
 EPS = 2.0**-14  # below the darkest non-zero 8-bit sRGB level (~3e-4 linear)
 
 
@@ -106,6 +111,22 @@ def metrics(image: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
             float(structural_similarity(b, a, data_range=1.0, channel_axis=2)))
 
 
+def fit_to_target(radiance: torch.Tensor, target: torch.Tensor, recipe: Recipe, steps: int = 200) -> torch.Tensor:
+    """The operator's ceiling: its parameters fitted by Adam to the known target (MSE at a 384 px
+    proxy, after the tuner's pre-scale), then rendered at full size. Not a tone mapper (it sees
+    the answer); it separates what the operator can express from what the scorer steers it to."""
+    scaled = radiance * hdr_scale(radiance)
+    small, goal = resize_long(scaled, 384), resize_long(target, 384)
+    u = [{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in _unconstrained(recipe, 1, radiance.device)]
+    opt = torch.optim.Adam([t for d in u for t in d.values()], lr=0.05)
+    for _ in range(steps):
+        opt.zero_grad()
+        (apply_pipeline(small, recipe, bounded(recipe, u), None, True) - goal).square().mean().backward()
+        opt.step()
+    with torch.no_grad():
+        return render(scaled, recipe, bounded(recipe, u), linear=True).clamp(0, 1)
+
+
 def predicted(scorer: Scorer, image: torch.Tensor, recipe: Recipe) -> float:
     """Mean predicted score on the views the tuner scores its full render with."""
     with torch.no_grad():
@@ -119,6 +140,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="tuner steps (default: the recipe's)")
     ap.add_argument("--weights", help="scorer weights (default: the shipped ones)")
     ap.add_argument("--csv", type=Path, help="write per-scene figures here")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="only `tonemap` fitted to each target by PSNR: what the operator can reach")
     args = ap.parse_args()
     if not KODAK.is_dir():
         print(f"skipped: {KODAK} not present (a fresh clone)")
@@ -137,12 +160,22 @@ def main() -> None:
         target = target.permute(2, 0, 1)[None].contiguous()
         radiance, k = expand(target, seed=int(path.stem[-2:]))
         results: dict[str, tuple[torch.Tensor, float]] = {}
-        for op in ("tonemap", "tonemap_local"):
+        if args.ceiling:
+            t0 = time.perf_counter()
+            results[CEILING] = fit_to_target(radiance, target, curve), time.perf_counter() - t0
+        for op in () if args.ceiling else ("tonemap", "tonemap_local"):
             recipe = Recipe.from_ops([op])
             t0 = time.perf_counter()
             out, res = tune(radiance, recipe, scorer, steps=args.steps, linear=True)
             results[op] = out, time.perf_counter() - t0
             print(f"  {path.stem} {op}: {res.values[0]} kept={res.kept_input}", flush=True)
+        if args.ceiling:
+            psnr, ssim = metrics(results[CEILING][0], target)
+            rows.append({"scene": path.stem, "k": round(k, 3), "method": CEILING, "psnr": round(psnr, 3),
+                         "ssim": round(ssim, 4), "score": round(predicted(scorer, results[CEILING][0], curve), 4),
+                         "seconds": round(results[CEILING][1], 2)})
+            print(f"{path.stem} (k={k:.2f}): {CEILING} {psnr:.2f} dB", flush=True)
+            continue
         t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
         identity = [curve.stages[0].op.identity_params()]
         untuned = render(radiance * hdr_scale(radiance), curve, identity, linear=True).clamp(0, 1)
@@ -167,7 +200,7 @@ def main() -> None:
           f"`OMP_NUM_THREADS=2 python benchmarks/hdr.py {' '.join(sys.argv[1:])}`\n")
     print("| method | PSNR (dB) | SSIM | predicted score | seconds/scene |")
     print("|---|---|---|---|---|")
-    for name in ["tonemap", "tonemap_local", "tonemap (untuned)", *classic]:
+    for name in [CEILING] if args.ceiling else ["tonemap", "tonemap_local", "tonemap (untuned)", *classic]:
         mine = [r for r in rows if r["method"] == name]
         mean = {key: sum(r[key] for r in mine) / len(mine) for key in ("psnr", "ssim", "score", "seconds")}
         print(f"| {name} | {mean['psnr']:.2f} | {mean['ssim']:.4f} | {mean['score']:.3f} | {mean['seconds']:.1f} |")
