@@ -111,10 +111,13 @@ def metrics(image: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
             float(structural_similarity(b, a, data_range=1.0, channel_axis=2)))
 
 
-def fit_to_target(radiance: torch.Tensor, target: torch.Tensor, recipe: Recipe, steps: int = 200) -> torch.Tensor:
+def fit_to_target(
+    radiance: torch.Tensor, target: torch.Tensor, recipe: Recipe, steps: int = 200
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The operator's ceiling: its parameters fitted by Adam to the known target (MSE at a 384 px
     proxy, after the tuner's pre-scale), then rendered at full size. Not a tone mapper (it sees
-    the answer); it separates what the operator can express from what the scorer steers it to."""
+    the answer); it separates what the operator can express from what the scorer steers it to.
+    Returns the rendering and the fitted parameters of the first stage."""
     scaled = radiance * hdr_scale(radiance)
     small, goal = resize_long(scaled, 384), resize_long(target, 384)
     u = [{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in _unconstrained(recipe, 1, radiance.device)]
@@ -124,7 +127,9 @@ def fit_to_target(radiance: torch.Tensor, target: torch.Tensor, recipe: Recipe, 
         (apply_pipeline(small, recipe, bounded(recipe, u), None, True) - goal).square().mean().backward()
         opt.step()
     with torch.no_grad():
-        return render(scaled, recipe, bounded(recipe, u), linear=True).clamp(0, 1)
+        params = bounded(recipe, u)
+        fitted = {k: round(float(v), 3) for k, v in params[0].items()}
+        return render(scaled, recipe, params, linear=True).clamp(0, 1), fitted
 
 
 def predicted(scorer: Scorer, image: torch.Tensor, recipe: Recipe) -> float:
@@ -162,7 +167,8 @@ def main() -> None:
         results: dict[str, tuple[torch.Tensor, float]] = {}
         if args.ceiling:
             t0 = time.perf_counter()
-            results[CEILING] = fit_to_target(radiance, target, curve), time.perf_counter() - t0
+            out, fitted = fit_to_target(radiance, target, curve)
+            results[CEILING] = out, time.perf_counter() - t0
         for op in () if args.ceiling else ("tonemap", "tonemap_local"):
             recipe = Recipe.from_ops([op])
             t0 = time.perf_counter()
@@ -174,7 +180,7 @@ def main() -> None:
             rows.append({"scene": path.stem, "k": round(k, 3), "method": CEILING, "psnr": round(psnr, 3),
                          "ssim": round(ssim, 4), "score": round(predicted(scorer, results[CEILING][0], curve), 4),
                          "seconds": round(results[CEILING][1], 2)})
-            print(f"{path.stem} (k={k:.2f}): {CEILING} {psnr:.2f} dB", flush=True)
+            print(f"{path.stem} (k={k:.2f}): {CEILING} {psnr:.2f} dB, {fitted}", flush=True)
             continue
         t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
         identity = [curve.stages[0].op.identity_params()]
