@@ -28,6 +28,8 @@ AXES: list[tuple[str, str, list[float]]] = [
     ("levels", "black", list(np.linspace(-0.2, 0.5, 15))),
     ("denoise", "luma", list(np.linspace(-0.5, 1, 16))),
     ("sharpen", "amount", list(np.linspace(-1, 2, 16))),
+    ("tonemap", "shadows", list(np.linspace(-1, 1, 17))),
+    ("tonemap", "highlights", list(np.linspace(-1, 1, 17))),
 ]
 
 
