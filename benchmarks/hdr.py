@@ -169,26 +169,21 @@ def main() -> None:
             t0 = time.perf_counter()
             out, fitted = fit_to_target(radiance, target, curve)
             results[CEILING] = out, time.perf_counter() - t0
-        for op in () if args.ceiling else ("tonemap", "tonemap_local"):
-            recipe = Recipe.from_ops([op])
-            t0 = time.perf_counter()
-            out, res = tune(radiance, recipe, scorer, steps=args.steps, linear=True)
-            results[op] = out, time.perf_counter() - t0
-            print(f"  {path.stem} {op}: {res.values[0]} kept={res.kept_input}", flush=True)
-        if args.ceiling:
-            psnr, ssim = metrics(results[CEILING][0], target)
-            rows.append({"scene": path.stem, "k": round(k, 3), "method": CEILING, "psnr": round(psnr, 3),
-                         "ssim": round(ssim, 4), "score": round(predicted(scorer, results[CEILING][0], curve), 4),
-                         "seconds": round(results[CEILING][1], 2)})
-            print(f"{path.stem} (k={k:.2f}): {CEILING} {psnr:.2f} dB, {fitted}", flush=True)
-            continue
-        t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
-        identity = [curve.stages[0].op.identity_params()]
-        untuned = render(radiance * hdr_scale(radiance), curve, identity, linear=True).clamp(0, 1)
-        results["tonemap (untuned)"] = untuned, time.perf_counter() - t0
-        for name, fn in classic.items():
-            t0 = time.perf_counter()
-            results[name] = fn(radiance), time.perf_counter() - t0
+            print(f"  {path.stem} {CEILING}: {fitted}", flush=True)
+        else:
+            for op in ("tonemap", "tonemap_local"):
+                recipe = Recipe.from_ops([op])
+                t0 = time.perf_counter()
+                out, res = tune(radiance, recipe, scorer, steps=args.steps, linear=True)
+                results[op] = out, time.perf_counter() - t0
+                print(f"  {path.stem} {op}: {res.values[0]} kept={res.kept_input}", flush=True)
+            t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
+            identity = [curve.stages[0].op.identity_params()]
+            untuned = render(radiance * hdr_scale(radiance), curve, identity, linear=True).clamp(0, 1)
+            results["tonemap (untuned)"] = untuned, time.perf_counter() - t0
+            for name, fn in classic.items():
+                t0 = time.perf_counter()
+                results[name] = fn(radiance), time.perf_counter() - t0
         for name, (out, secs) in results.items():
             psnr, ssim = metrics(out, target)
             rows.append({"scene": path.stem, "k": round(k, 3), "method": name, "psnr": round(psnr, 3),
