@@ -134,17 +134,20 @@ def layout_cost(rounds: int, repeats: int = 5) -> dict:
 
     best: dict[str, float] = {}
     out: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
-    for _ in range(rounds):
-        for layout in (True, False):
-            NIMA.channels_last = layout
-            out[layout] = (score(), train_pass())  # also the warm-up
-            for name, f in (("score", score), ("train_pass", train_pass)):
-                t0 = time.perf_counter()
-                for _ in range(repeats):
-                    f()
-                key = f"{name}_{'channels_last' if layout else 'nchw'}_seconds"
-                best[key] = min(best.get(key, float("inf")), (time.perf_counter() - t0) / repeats)
-    NIMA.channels_last = True
+    default = NIMA.channels_last
+    try:
+        for _ in range(rounds):
+            for layout in (True, False):
+                NIMA.channels_last = layout
+                out[layout] = (score(), train_pass())  # also the warm-up
+                for name, f in (("score", score), ("train_pass", train_pass)):
+                    t0 = time.perf_counter()
+                    for _ in range(repeats):
+                        f()
+                    key = f"{name}_{'channels_last' if layout else 'nchw'}_seconds"
+                    best[key] = min(best.get(key, float("inf")), (time.perf_counter() - t0) / repeats)
+    finally:
+        NIMA.channels_last = default
     (s1, g1), (s0, g0) = out[True], out[False]
     return {**best, "rounds": rounds, "repeats": repeats, "max_score_difference": float((s1 - s0).abs().max()),
             "grad_relative_difference": float((g1 - g0).norm() / g0.norm())}
