@@ -112,6 +112,10 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--lr-head", type=float)
 @click.option("--rank-weight", type=float, help="Weight of the synthetic ranking term (0 disables it).")
 @click.option("--distill", type=float, help="With --init: weight of a term keeping its predictions on rated and pristine photos.")
+@click.option("--teacher", "teachers", multiple=True, type=click.Path(),
+              help="With --distill: follow this scorer's predictions on every image instead (repeat: their mixture).")
+@click.option("--teacher-mix", callback=lambda ctx, param, v: _shares(v),
+              help="Comma-separated shares of the teachers in their mixture (default: equal).")
 @click.option("--per-group", type=int, help="Distortions per synthetic group (one pristine photo each).")
 @click.option("--compound", type=click.FloatRange(0, 1),
               help="Share of synthetic groups ranked from a noisy version of the source, not the pristine.")
@@ -171,6 +175,16 @@ def _families(value: str | None) -> list[str] | None:
 
         return list(FAMILIES)
     return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _shares(value: str | None) -> list[float] | None:
+    """--teacher-mix: None when not given, else the comma-separated numbers."""
+    if value is None:
+        return None
+    try:
+        return [float(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
 
 
 def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:

@@ -7,6 +7,10 @@
   scored through the tuner's own views (it is what the tuner climbs).
 
     python benchmarks/scorer.py --json benchmarks/results/scorer.json [--weights FILE]
+
+Given ``--weights`` more than once, the figures are those of the models' output-space mixture
+(their predicted distributions averaged, in shares ``--mix``; equal by default), measured on the
+first file's split and held-out sources.
 """
 
 from __future__ import annotations
@@ -63,19 +67,29 @@ def axis_peaks(scorer: torch.nn.Module, sources: list[Path]) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", help="weights file (default: the shipped ones)")
+    parser.add_argument("--weights", action="append",
+                        help="weights file (default: the shipped ones); repeat for a mixture of several")
+    parser.add_argument("--mix", help="comma-separated shares of the --weights files in their mixture (default: equal)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     need(SHARED)
-    from nima import load_scorer
+    from nima import Scorer, load_checkpoint, load_scorer
     from nima.data import ImageRatings, open_dataset, to_unit
+    from nima.model import Mixture
     from nima.evaluate import evaluate_samples, pristine_first, predict, select_split
 
     torch.manual_seed(0)
-    scorer = load_scorer(args.weights)
+    files = args.weights or [None]
+    if len(files) == 1:
+        scorer = load_scorer(files[0])
+        figures: dict = {"weights": scorer.weights, "sha256": scorer.weights_sha256}
+    else:
+        models, metas = zip(*(load_checkpoint(f) for f in files))
+        shares = [float(x) for x in args.mix.split(",")] if args.mix else None
+        scorer = Scorer(Mixture(list(models), shares), metas[0])
+        figures = {"weights": files, "mix": scorer.model.weights.tolist()}
     meta = scorer.meta
     device = torch.device("cpu")
-    figures: dict = {"weights": scorer.weights, "sha256": scorer.weights_sha256}
 
     ratings = open_dataset(f"clive:{SHARED / 'clive'}")
     val = select_split(ratings.samples, ratings.root, meta, "val")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nima.backbones import get_backbone
+from nima.backbones import Backbone, get_backbone
 
 
 class NIMA(nn.Module):
@@ -48,6 +48,34 @@ class NIMA(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         pooled = self.features(x).mean(dim=(2, 3))
         return self.head(self.dropout(pooled)).softmax(dim=1)
+
+
+class Mixture(nn.Module):
+    """The weighted average of several scorers' distributions: (B,3,S,S) -> (B,N).
+
+    ``models`` are frozen NIMA models; ``weights`` (one per model, >= 0) are normalised to sum to 1.
+    Its mean score is the same weighted average of the models' mean scores; ``spec`` is the
+    first model's (a :class:`nima.Scorer` can hold a mixture of models of one backbone).
+    """
+
+    def __init__(self, models: list[NIMA], weights: list[float] | None = None) -> None:
+        super().__init__()
+        if not models:
+            raise ValueError("a mixture needs at least one model")
+        w = torch.ones(len(models)) if weights is None else torch.tensor(weights, dtype=torch.float32)
+        if w.shape != (len(models),) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"a mixture of {len(models)} models needs {len(models)} finite shares >= 0, not all 0; got {weights}")
+        self.models = nn.ModuleList(models).eval().requires_grad_(False)
+        self.weights: torch.Tensor
+        self.register_buffer("weights", w / w.sum())
+
+    @property
+    def spec(self) -> Backbone:
+        first: NIMA = self.models[0]  # type: ignore[assignment]
+        return first.spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sum(w * m(x) for w, m in zip(self.weights, self.models))  # type: ignore[return-value]
 
 
 def buckets_like(dist: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # same seed and so the same validation split), add the two-sided synthetic rankings, and write
     # the halfway blend back toward stage 1 (WiSE-FT). Ranking sources: four public-domain or CC0
     # photos that ship with scikit-image, then Kodak; kodim19-24, the last six, are held out.
-    # The shipped file was trained on one GPU; this preset has not been run end to end on a CPU.
+    # The shipped file was trained on one GPU; this preset has also been run end to end on the
+    # 2-core CPU (16 epochs in 28 minutes; nima/weights/README.md).
     # It predates the grain (noise_luma) and joint tone (tone_mix) families, so its groups draw from the
     # other 19 only.
     "default": {

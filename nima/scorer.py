@@ -10,14 +10,15 @@ import torch
 from torch import nn
 
 from nima.checkpoint import file_sha256, load_checkpoint
-from nima.model import NIMA, mean_score, std_score
+from nima.model import NIMA, Mixture, mean_score, std_score
 from nima.resize import resize
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "nima_default.pt"
 
 
 class Scorer(nn.Module):
-    """A frozen NIMA model in eval mode that takes images of any size.
+    """A frozen NIMA model (or a :class:`nima.model.Mixture` of them) in eval mode that takes
+    images of any size.
 
     ``scorer(x)`` maps a (B,3,H,W) sRGB batch in [0,1] on any device to (B,N) score
     distributions over 1..N; the image is resized to the model's input by :func:`nima.resize`
@@ -30,7 +31,7 @@ class Scorer(nn.Module):
     torch.Size([1, 3, 300, 400])
     """
 
-    def __init__(self, model: NIMA, meta: dict[str, Any] | None = None, weights: str | None = None) -> None:
+    def __init__(self, model: NIMA | Mixture, meta: dict[str, Any] | None = None, weights: str | None = None) -> None:
         super().__init__()
         self.model = model.eval()
         for p in self.model.parameters():

@@ -35,7 +35,7 @@ from nima.data.pairs import PreferencePairs, read_pairs
 from nima.data.synthetic import LEVELS, TONE_SCALE, SyntheticRanking, tone_edit, tone_mix_strength
 from nima.evaluate import evaluate_samples, pristine_first
 from nima.loss import emd
-from nima.model import NIMA, mean_score
+from nima.model import NIMA, Mixture, mean_score
 from nima.scorer import pick_device
 
 
@@ -52,7 +52,11 @@ class TrainConfig:
     2022), which keeps more of the starting model's agreement with human opinion (the figures
     written are measured on the blend). ``distill`` weighs an EMD term that keeps the
     predictions on the rated images and on the synthetic groups' pristine photos close to those
-    of ``init`` (learning without forgetting, Li and Hoiem, 2016). ``compound`` is the share of
+    of ``init`` (learning without forgetting, Li and Hoiem, 2016). With ``teachers`` (weights
+    files), ``distill`` instead keeps the predictions on every image of a step (rated, synthetic,
+    pairs) close to the teachers' mixture ``sum_k teacher_mix[k] * teacher_k(x)`` (equal shares when
+    ``teacher_mix`` is None): ensemble distillation, an average of predictions where ``blend`` is
+    an average of weights; the synthetic groups are then drawn even at ``rank_weight`` 0. ``compound`` is the share of
     synthetic groups anchored on a noisy version of the source (see ``SyntheticRanking``);
     ``families`` restricts the groups' distortions to those families (None: all). ``pairs`` is a
     CSV of preference pairs (``nima.data.pairs``): ``pairs_per_step`` of them join each step, each
@@ -82,6 +86,8 @@ class TrainConfig:
     rank_weight: float = 1.0
     rank_margin: float = 0.2
     distill: float = 0.0
+    teachers: list[str] = field(default_factory=list)
+    teacher_mix: list[float] | None = None
     groups_per_step: int = 2
     per_group: int = 6
     compound: float = 0.0
@@ -174,6 +180,17 @@ def hardest_tone_edit(model: nn.Module, pristine: torch.Tensor, level: torch.Ten
         return tone_edit(pristine, d * scale)
 
 
+def load_teachers(paths: list[str], mix: list[float] | None, backbone: str, device: torch.device) -> Mixture:
+    """The ``Mixture`` of the NIMA weights files ``paths`` (all of ``backbone``), on ``device``."""
+    models = []
+    for path in paths:
+        model, _ = load_checkpoint(path)
+        if model.spec.name != backbone:
+            raise ValueError(f"{path}: backbone {model.spec.name!r}, not {backbone!r}")
+        models.append(model.float())
+    return Mixture(models, mix).to(device)
+
+
 def freeze(model: NIMA, frozen_blocks: int) -> None:
     """Freeze the stem and the first ``frozen_blocks`` blocks (EfficientNet-Lite0 layout), and
     keep every BatchNorm layer on its ImageNet statistics (small mixed batches would corrupt them)."""
@@ -262,19 +279,23 @@ def _train(config: TrainConfig) -> dict[str, Any]:
                         generator=generator, num_workers=config.workers, drop_last=len(rated) > config.batch_size)
     synth_iter: Iterator[Any] | None = None
 
-    if config.distill > 0 and not config.init:
-        raise ValueError("distill needs init: the model whose predictions to keep")
+    if config.distill > 0 and not (config.init or config.teachers):
+        raise ValueError("distill needs init or teachers: the model(s) whose predictions to keep")
+    if config.teachers and config.distill <= 0:
+        raise ValueError("teachers need distill > 0: the weight of the term that follows them")
     start: NIMA | None = None  # the starting model, frozen: distill's teacher, blend's anchor
     if config.init:
         model, _ = load_checkpoint(config.init)
         if model.spec.name != config.backbone:
             raise ValueError(f"{config.init}: backbone {model.spec.name!r}, not {config.backbone!r}")
         model = model.to(device)
-        if config.distill > 0 or config.blend != 1.0:
+        if (config.distill > 0 and not config.teachers) or config.blend != 1.0:
             start = copy.deepcopy(model).eval().requires_grad_(False)
     else:
         model = NIMA(config.backbone, pretrained=config.pretrained).to(device)
-    teacher = start if config.distill > 0 else None
+    teacher: nn.Module | None = start if config.distill > 0 else None
+    if config.teachers:
+        teacher = load_teachers(config.teachers, config.teacher_mix, config.backbone, device)
     freeze(model, config.frozen_blocks)
     head = list(model.head.parameters())
     body = [p for p in model.features.parameters() if p.requires_grad]
@@ -297,7 +318,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         random.setstate(state["rng_py"])
         np.random.set_state(state["rng_np"])
 
-    if train_src and config.rank_weight > 0:
+    if train_src and (config.rank_weight > 0 or config.teachers):
         synth = SyntheticRanking(train_src, per_group=config.per_group, seed=config.seed + 1000 * rank,
                                  groups_per_epoch=max(len(loader), 1) * config.groups_per_step,
                                  compound=config.compound, families=config.families)
@@ -359,8 +380,8 @@ def _train(config: TrainConfig) -> dict[str, Any]:
                 loss_pairs = pair_loss(mean_score(pred[end_groups:end_pairs]).view(n_pairs, 2), config.rank_margin)
             loss_keep = torch.zeros((), device=device)
             if teacher is not None:
-                keep = torch.arange(n_rated, device=device)
-                if groups is not None:
+                keep = torch.arange(x.shape[0] if config.teachers else n_rated, device=device)
+                if groups is not None and not config.teachers:
                     keep = torch.cat([keep, n_rated + torch.nonzero(groups[0].flatten() == 0).flatten()])
                 with torch.no_grad():
                     target_keep = teacher(x[keep])

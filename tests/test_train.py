@@ -17,6 +17,7 @@ from PIL import Image
 import cli
 from nima import load_checkpoint
 from nima.data.synthetic import FAMILIES
+from nima.model import NIMA, Mixture, mean_score
 from nima.training import TrainConfig, pristine_paths, rank_loss, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +138,49 @@ def test_distill_keeps_the_starting_models_predictions(tmp_path: Path) -> None:
     assert drift_kept < drift_free
 
 
+def test_mixture_is_the_weighted_average_of_its_models_distributions() -> None:
+    torch.manual_seed(0)
+    a, b = NIMA(pretrained=False).eval(), NIMA(pretrained=False).eval()
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        pa, pb, mix = a(x), b(x), Mixture([a, b], [1.0, 3.0])(x)
+    assert not torch.allclose(pa, pb, atol=1e-3)  # two different models, so the weights matter
+    assert torch.allclose(mix, 0.25 * pa + 0.75 * pb, atol=1e-6)
+    assert torch.allclose(mean_score(mix), 0.25 * mean_score(pa) + 0.75 * mean_score(pb), atol=1e-5)
+    for bad in ([1.0], [-1.0, 2.0], [0.0, 0.0], [float("nan"), 1.0]):
+        with pytest.raises(ValueError, match="shares"):
+            Mixture([a, b], bad)
+
+
+def test_teachers_are_followed_on_every_image_of_a_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With teachers, the distill term compares the model with their mixture on each step's rated
+    images and on every member of its synthetic groups (plain distill: rated and pristine only),
+    and the groups come even without the ranking term."""
+    one = _config(tmp_path / "a", epochs=1, rank_weight=0)
+    two = _config(tmp_path / "b", epochs=1, rank_weight=0, seed=1)
+    train(one)
+    train(two)
+    with pytest.raises(ValueError, match="teachers need distill"):
+        train(_config(tmp_path / "n", epochs=1, teachers=[one.out]))
+    seen: list[int] = []
+    forward = Mixture.forward
+
+    def spy(self: Mixture, x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.shape[0])
+        return forward(self, x)
+
+    monkeypatch.setattr(Mixture, "forward", spy)
+    # 6 rated training images in batches of 4 (the last dropped): one step of 4 rated images and
+    # one synthetic group of 1 + 3 images
+    kept = _config(tmp_path / "k", epochs=1, init=one.out, distill=1.0, teachers=[one.out, two.out],
+                   teacher_mix=[0.25, 0.75], holdout_sources=1, rank_weight=0.0)
+    train(kept)
+    assert seen == [4 + 1 + 3]
+    history = torch.load(kept.run_dir / "last.pt", weights_only=False)["history"]
+    assert history[-1]["loss_keep"] > 0
+    assert load_checkpoint(kept.out)[1]["config"]["teachers"] == [one.out, two.out]
+
+
 @pytest.mark.parametrize("adversarial", [0, 1])
 def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adversarial: int) -> None:
     straight = _config(tmp_path / "a", epochs=2, adversarial=adversarial)
@@ -211,6 +255,12 @@ def test_cli_zero_overrides_a_preset(tmp_path: Path) -> None:
     config = load_checkpoint(out)[1]["config"]
     assert config["frozen_blocks"] == 0 and config["rank_weight"] == 0 and config["families"] == list(FAMILIES)
     assert config["pairs"] == str(pairs) and config["pairs_per_step"] == 2
+
+
+def test_cli_teacher_mix_takes_comma_separated_shares(tmp_path: Path) -> None:
+    assert cli._shares("0.3, 0.7") == [0.3, 0.7] and cli._shares(None) is None
+    result = CliRunner().invoke(cli.main, ["train", "--dataset", "csv:x.csv", "--teacher-mix", "half,half"])
+    assert result.exit_code == 2 and "expected comma-separated numbers, got 'half,half'" in result.output
 
 
 def test_training_leaves_denormals_representable(tmp_path: Path) -> None:
