@@ -69,7 +69,7 @@ def kodak() -> torch.Tensor:
 
 def test_families_and_levels() -> None:
     assert LEVELS == 5
-    assert len(FAMILIES) == len(set(FAMILIES)) == 21
+    assert len(FAMILIES) == len(set(FAMILIES)) == 22
     assert FAMILIES[0] == "exposure_under" and "oversmooth" in FAMILIES
 
 
@@ -95,6 +95,20 @@ def test_tone_mix_is_a_seeded_joint_edit_that_grows_with_level() -> None:
         curve = _s_curve(ramp, a)
         assert (curve.diff() > 0).all()
         assert torch.allclose(curve[[0, 500, 1000]], torch.tensor([0.0, 0.5, 1.0]), atol=1e-6)
+
+
+def test_shadows_crushed_darkens_the_deepest_shadows_most() -> None:
+    """Along a grey ramp: black stays black, white stays near white, the curve stays monotone, and
+    the darkening (in EV) is strongest at the bottom, close to the level's EV there."""
+    ramp = torch.linspace(0, 1, 256).expand(3, 4, 256).clone()
+    for level, ev_at_black in zip(range(1, LEVELS + 1), (0.4, 0.8, 1.2, 1.6, 2.0)):
+        row = distort(ramp, "shadows_crushed", level)[0, 0]
+        assert float(row[0]) == 0 and float(row[-1]) > 0.95
+        assert (row.diff() >= 0).all()
+        ev = torch.log2(srgb_to_linear(row[1:]) / srgb_to_linear(ramp[0, 0, 1:]))
+        assert (ev <= 1e-6).all()
+        assert float(ev[0]) == pytest.approx(-ev_at_black, rel=0.01)  # w = 0.994 at 1/255
+        assert float(ev[:32].mean()) < float(ev[128:].mean()) < 0
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -146,6 +146,17 @@ def _cast(x: Tensor, direction: tuple[float, float, float], t: float) -> Tensor:
     return linear_to_srgb(srgb_to_linear(x) * gains.view(3, 1, 1))
 
 
+_SHADOW_KNEE = 0.05  # linear luminance where `_crush_shadows` darkens by half its EV (sRGB ~0.25)
+
+
+def _crush_shadows(x: Tensor, ev: float) -> Tensor:
+    """Darken the shadows: a gain of 2**(-ev * w) on linear light, w = 1 / (1 + Y / 0.05), near 1 in
+    the deepest shadows and fading out above them (black stays black, white nearly unchanged)."""
+    lin = srgb_to_linear(x)
+    w = 1 / (1 + _luma(lin) / _SHADOW_KNEE)
+    return linear_to_srgb(lin * torch.exp2(-ev * w))
+
+
 _AIRLIGHT = (0.86, 0.89, 0.95)  # bright, slightly blue grey, sRGB-encoded
 
 
@@ -232,7 +243,7 @@ def _geo(lo: float, hi: float, level: int) -> float:
 # about mean grey, saturation factor, gamma, cast gain fraction, airlight fraction, noise sigma
 # (of 255), shot-noise gain and chroma sigma, blur sigma (px), JPEG quality, unsharp amount and
 # sigma (px), guided-filter radius (px) and eps (variance), grain sigma (of 255), tone_mix strength
-# (fraction of `TONE_SCALE`).
+# (fraction of `TONE_SCALE`), EV taken from the deepest shadows.
 _OPS: dict[str, Callable[[Tensor, int, int], Tensor]] = {
     "exposure_under": lambda x, k, s: _exposure(x, _lin(-0.5, -2.5, k)),
     "exposure_over": lambda x, k, s: _exposure(x, _lin(0.4, 2.0, k)),
@@ -259,6 +270,7 @@ _OPS: dict[str, Callable[[Tensor, int, int], Tensor]] = {
     ),
     "noise_luma": lambda x, k, s: _luma_noise(x, _geo(4.0, 25.0, k) / 255, s),
     "tone_mix": lambda x, k, s: _tone_mix(x, float(tone_mix_strength(k)), s),
+    "shadows_crushed": lambda x, k, s: _crush_shadows(x, _lin(0.4, 2.0, k)),
 }
 FAMILIES: tuple[str, ...] = tuple(_OPS)  # ordered family names; index = family id
 # Compound groups start from a noisy photo (one of these families at levels 1..COMPOUND_LEVELS) and
