@@ -75,8 +75,8 @@ def main() -> None:
     need(SHARED)
     from nima import Scorer, load_checkpoint, load_scorer
     from nima.data import ImageRatings, open_dataset, to_unit
-    from nima.model import Mixture
     from nima.evaluate import evaluate_samples, pristine_first, predict, select_split
+    from nima.model import Mixture
 
     torch.manual_seed(0)
     files = args.weights or [None]

@@ -56,8 +56,9 @@ class TrainConfig:
     files), ``distill`` instead keeps the predictions on every image of a step (rated, synthetic,
     pairs) close to the teachers' mixture ``sum_k teacher_mix[k] * teacher_k(x)`` (equal shares when
     ``teacher_mix`` is None): ensemble distillation, an average of predictions where ``blend`` is
-    an average of weights; the synthetic groups are then drawn even at ``rank_weight`` 0. ``compound`` is the share of
-    synthetic groups anchored on a noisy version of the source (see ``SyntheticRanking``);
+    an average of weights; the synthetic groups are then drawn even at ``rank_weight`` 0.
+    ``compound`` is the share of synthetic groups anchored on a noisy version of the source (see
+    ``SyntheticRanking``);
     ``families`` restricts the groups' distortions to those families (None: all). ``pairs`` is a
     CSV of preference pairs (``nima.data.pairs``): ``pairs_per_step`` of them join each step, each
     ranked by the same hinge and margin, weighted ``rank_weight``. ``adversarial`` > 0: each group's
