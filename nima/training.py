@@ -181,15 +181,12 @@ def hardest_tone_edit(model: nn.Module, pristine: torch.Tensor, level: torch.Ten
         return tone_edit(pristine, d * scale)
 
 
-def load_teachers(paths: list[str], mix: list[float] | None, backbone: str, device: torch.device) -> Mixture:
-    """The ``Mixture`` of the NIMA weights files ``paths`` (all of ``backbone``), on ``device``."""
-    models = []
-    for path in paths:
-        model, _ = load_checkpoint(path)
-        if model.spec.name != backbone:
-            raise ValueError(f"{path}: backbone {model.spec.name!r}, not {backbone!r}")
-        models.append(model.float())
-    return Mixture(models, mix).to(device)
+def load_model(path: str, backbone: str) -> NIMA:
+    """The NIMA model of a weights file; ValueError naming the file when it is not of ``backbone``."""
+    model, _ = load_checkpoint(path)
+    if model.spec.name != backbone:
+        raise ValueError(f"{path}: backbone {model.spec.name!r}, not {backbone!r}")
+    return model
 
 
 def freeze(model: NIMA, frozen_blocks: int) -> None:
@@ -286,17 +283,14 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         raise ValueError("teachers need distill > 0: the weight of the term that follows them")
     start: NIMA | None = None  # the starting model, frozen: distill's teacher, blend's anchor
     if config.init:
-        model, _ = load_checkpoint(config.init)
-        if model.spec.name != config.backbone:
-            raise ValueError(f"{config.init}: backbone {model.spec.name!r}, not {config.backbone!r}")
-        model = model.to(device)
+        model = load_model(config.init, config.backbone).to(device)
         if (config.distill > 0 and not config.teachers) or config.blend != 1.0:
             start = copy.deepcopy(model).eval().requires_grad_(False)
     else:
         model = NIMA(config.backbone, pretrained=config.pretrained).to(device)
     teacher: nn.Module | None = start if config.distill > 0 else None
     if config.teachers:
-        teacher = load_teachers(config.teachers, config.teacher_mix, config.backbone, device)
+        teacher = Mixture([load_model(p, config.backbone) for p in config.teachers], config.teacher_mix).to(device)
     freeze(model, config.frozen_blocks)
     head = list(model.head.parameters())
     body = [p for p in model.features.parameters() if p.requires_grad]
