@@ -242,6 +242,8 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
         click.echo(f"{src}: no improvement found ({before:.3f}); wrote the input unchanged to {target}")
     else:
         click.echo(f"{src}: score {before:.3f} -> {after:.3f} in {record['steps']} steps; wrote {target}")
+    if chosen.select == "best":
+        click.echo(f"  {record['note']}")
     for o in record["ops"]:
         click.echo(f"  {o['name']}: " + ", ".join(f"{k}={v:+.3f}" for k, v in o["params"].items()))
     click.echo(f"  record: {sidecar_path(target)}")
@@ -275,7 +277,9 @@ def recipes() -> None:
     click.echo("recipes (--recipe NAME):")
     for name, path in sorted(builtin_recipes().items()):
         r = load_recipe(path)
-        click.echo(f"  {name:10s} {r.description}  [{' > '.join(s.op.name for s in r.stages)}]")
+        stages = " > ".join(s.op.name for s in r.stages) if r.select == "all" else \
+            "one of: " + ", ".join(s.op.name for s in r.stages)
+        click.echo(f"  {name:10s} {r.description}  [{stages}]")
     click.echo("operators (--op NAME):")
     for name in ops.names():
         op = ops.get(name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -23,8 +23,8 @@ import torch
 from enhance.io import Photo, read
 from enhance.recipe import Recipe
 from enhance.tune import (
-    Opinion, Params, TuneResult, Views, _check_finite, _unconstrained, apply_pipeline, bounded,
-    check_hdr, display, hdr_scale, identity_pull, params_from_values, render, repeatable,
+    Opinion, Params, TuneResult, Views, _check_finite, _unconstrained, apply_pipeline, best_stage, bounded,
+    candidates, check_hdr, display, hdr_scale, identity_pull, params_from_values, render, repeatable,
 )
 from nima import Scorer, mean_score
 
@@ -76,7 +76,8 @@ def tune_batch(
     Adam, but with one scorer call per step on the views of all images still improving.
 
     Every image has its own parameters, views, best-so-far and early stop; images that stopped
-    leave the batch; HDR radiance is first scaled by its ``hdr_scale``, as in ``tune``. Returns one
+    leave the batch; HDR radiance is first scaled by its ``hdr_scale``, as in ``tune``; the recipe's
+    ``select = "best"`` works as in ``tune`` (with any HDR photo in the batch, only HDR stages). Returns one
     (output (1,3,H,W) in [0,1], TuneResult) per image, in order; ``seconds["tune"]`` is the shared
     tuning time divided by the number of images.
     """
@@ -85,6 +86,11 @@ def tune_batch(
     for im in images:
         if im.dim() != 4 or im.shape[:2] != (1, 3):
             raise ValueError(f"expected (1,3,H,W) images, got {tuple(im.shape)}")
+    if recipe.select == "best":  # each stage alone over the whole batch, then the best per image
+        alone = {i: tune_batch(images, recipe.alone(i), scorer, steps=steps, strength=strength, seed=seed, lr=lr,
+                               crops=crops, patience=patience, linear=flags)
+                 for i in candidates(recipe, any(flags))}
+        return [best_stage(recipe, {i: runs[k] for i, runs in alone.items()}) for k in range(n)]
     if any(flags):
         check_hdr(recipe)
     scales = [hdr_scale(im) if lin else None for im, lin in zip(images, flags)]
@@ -222,8 +228,19 @@ def fit_shared(
     Finally the values of the last step and of the best step (by its mini-batch objective) are
     scored on the whole set and the better kept; if it does not beat the photos as they are, the
     identity (clamped to the recipe's bounds) is returned instead. HDR radiance is scaled
-    by its own ``hdr_scale`` first, as in ``tune``.
+    by its own ``hdr_scale`` first, as in ``tune``. With the recipe's ``select = "best"``, each
+    stage is fitted alone and the one that raised the mean score most is kept, the others at identity.
     """
+    if recipe.select == "best":  # one fit per stage alone; keep the one that raised the mean score most
+        images = list(images)
+        fits = {i: fit_shared(images, recipe.alone(i), scorer, steps=steps, batch_size=batch_size, seed=seed,
+                              strength=strength, lr=lr, crops=crops, distributed=distributed, on_step=on_step)
+                for i in range(len(recipe.stages))}
+        values = [{s.name: min(max(s.identity, s.lo), s.hi) for s in st.specs} for st in recipe.stages]
+        gains = {i: f.after - f.before for i, f in fits.items() if not f.kept_input}
+        i = max(gains, key=lambda k: gains[k]) if gains else 0
+        values[i] = fits[i].values[0]
+        return replace(fits[i], values=values, steps=sum(f.steps for f in fits.values()))
     steps = recipe.steps if steps is None else steps
     strength = recipe.strength if strength is None else strength
     device = next(scorer.parameters()).device

@@ -6,6 +6,7 @@ description = "Exposure, tone curve and contrast"   # one line, shown by `enhanc
 steps = 50          # step budget of the tuner
 proxy = 512         # long side of the tuning proxy, pixels
 strength = 0.05     # pull toward identity
+select = "all"      # "all": tune the operators together; "best": each alone, keep the one scored highest
 
 [[op]]
 name = "exposure"
@@ -34,6 +35,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_STEPS, DEFAULT_PROXY, DEFAULT_STRENGTH = 50, 512, 0.05
+SELECT = ("all", "best")
 
 
 class RecipeError(ValueError):
@@ -64,6 +66,15 @@ class Recipe:
     steps: int = DEFAULT_STEPS
     proxy: int = DEFAULT_PROXY
     strength: float = DEFAULT_STRENGTH
+    select: str = "all"  # "all": tune every stage together; "best": each alone, keep the best (tune())
+
+    def __post_init__(self) -> None:
+        if self.select not in SELECT:
+            raise ValueError(f"select must be one of {', '.join(SELECT)}, got {self.select!r}")
+
+    def alone(self, i: int) -> "Recipe":
+        """The same settings with stage ``i`` only (how ``select = "best"`` tunes each stage)."""
+        return replace(self, stages=(self.stages[i],), name=f"{self.name}:{self.stages[i].op.name}", select="all")
 
     @classmethod
     def from_ops(cls, names: Sequence[str], **settings: Any) -> "Recipe":
@@ -78,6 +89,8 @@ class Recipe:
         """TOML text that :func:`load_recipe` reads back into an equal recipe."""
         lines = [f"description = {_q(self.description)}", f"steps = {self.steps}",
                  f"proxy = {self.proxy}", f"strength = {self.strength!r}"]
+        if self.select != "all":
+            lines.append(f"select = {_q(self.select)}")
         for stage in self.stages:
             lines += ["", "[[op]]", f"name = {_q(stage.op.name)}"]
             for spec in stage.specs:
@@ -125,7 +138,7 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{source}: invalid TOML: {exc}") from None
-    known_top = {"description", "steps", "proxy", "strength", "op"}
+    known_top = {"description", "steps", "proxy", "strength", "select", "op"}
     for key in data:
         if key not in known_top:
             raise RecipeError(f"{source}{_line_of(text, key)}: unknown setting {key!r}")
@@ -176,6 +189,11 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
         if not 0 <= s <= 100:
             raise RecipeError(f"{source}{_line_of(text, 'strength')}: strength must lie in [0, 100]")
         settings["strength"] = s
+    if "select" in data:
+        if data["select"] not in SELECT:
+            raise RecipeError(f"{source}{_line_of(text, 'select')}: select must be one of "
+                              f"{', '.join(repr(v) for v in SELECT)}, got {data['select']!r}")
+        settings["select"] = data["select"]
     description = data.get("description", "")
     if not isinstance(description, str):
         raise RecipeError(f"{source}{_line_of(text, 'description')}: description must be a string")

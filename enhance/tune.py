@@ -17,7 +17,7 @@ import contextlib
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -320,6 +320,9 @@ def tune(
     (recorded as ``hdr_scale``), and "the input" in scores and in the fallback is the plain display
     encoding (:func:`display`) of the scaled radiance.
 
+    With the recipe's ``select = "best"``, each stage is tuned alone (with everything else as
+    given) and the one whose proxy score rose most is kept (:func:`best_stage`).
+
     ``recipe`` is a Recipe, a shipped recipe's name or TOML path, or a list of operator names;
     ``scorer`` defaults to the shipped weights on the image's device. Returns the output
     (1,3,H,W) in [0,1] on the image's device and a :class:`TuneResult` (parameters in human
@@ -340,6 +343,11 @@ def tune(
         from nima import load_scorer
 
         scorer = load_scorer(device=image.device)
+    if recipe.select == "best":
+        runs = {i: tune(image, recipe.alone(i), scorer, steps=steps, strength=strength, seed=seed,
+                        optimizer=optimizer, lr=lr, crops=crops, patience=patience, linear=linear, on_step=on_step)
+                for i in candidates(recipe, linear)}
+        return best_stage(recipe, runs)
     scale = None
     if linear:
         check_hdr(recipe)
@@ -427,6 +435,30 @@ def tune(
         seconds={"tune": round(t_tune, 3), "render": round(t_render, 3)}, hdr_scale=scale,
     )
     return (plain.clone() if kept else output), result
+
+
+def candidates(recipe: Recipe, linear: bool) -> list[int]:
+    """The stages ``select = "best"`` tunes alone: all of them, or for HDR input those that take
+    radiance (stage 0 if none does, so that the usual HDR error names the problem)."""
+    return [i for i, st in enumerate(recipe.stages) if not linear or st.op.hdr] or [0]
+
+
+def best_stage(recipe: Recipe, runs: dict[int, tuple[torch.Tensor, TuneResult]]) -> tuple[torch.Tensor, TuneResult]:
+    """Of stages tuned alone ({stage index: (output, result)}), keep the one whose tuned proxy score
+    rose most above the input's; the other stages are reported at their operator's identity, so the
+    result renders with the whole ``recipe``. If every run kept its input, the input is returned."""
+    gains = {i: r.after["proxy"].mean - r.before["proxy"].mean for i, (_, r) in runs.items() if not r.kept_input}
+    i = max(gains, key=lambda k: gains[k]) if gains else next(iter(runs))
+    output, chosen = runs[i]
+    ops = [{"name": st.op.name, "params": {p.name: p.identity for p in st.op.params}} for st in recipe.stages]
+    ops[i] = chosen.ops[0]
+    tried = ", ".join(f"{recipe.stages[k].op.name} {g:+.3f}" for k, g in gains.items()) or "none rose"
+    note = (f"{recipe.stages[i].op.name} kept of the operators tuned alone (proxy score gain: {tried})"
+            if gains else chosen.note)
+    total = {key: round(sum(r.seconds.get(key, 0.0) for _, r in runs.values()), 3) for key in chosen.seconds}
+    return output, replace(chosen, ops=ops, note=note, seconds=total,
+                           steps=sum(r.steps for _, r in runs.values()),
+                           evaluations=sum(r.evaluations for _, r in runs.values()))
 
 
 def _nelder_mead(

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -371,6 +372,21 @@ def test_fit_shared_raises_the_set_or_keeps_it(tmp_path):
     rough = Scorer(_model(2))  # on this scorer every step lowers the set's score: keep the photos
     kept = fit_shared(images, recipe, rough, steps=3, batch_size=2, seed=0)
     assert kept.kept_input and kept.values == identity and kept.after == kept.before
+
+
+def test_fit_shared_with_select_best_keeps_one_stage(tmp_path):
+    images = _tensor_photos(2)
+    recipe = replace(Recipe.from_ops(["tonemap", "contrast"]), select="best")
+    scorer = Scorer(_model(0))
+    fit = fit_shared(images, recipe, scorer, steps=3, batch_size=1, seed=0)
+    alone = [fit_shared(images, recipe.alone(i), scorer, steps=3, batch_size=1, seed=0) for i in range(2)]
+    gains = [f.after - f.before for f in alone]
+    best = max(range(2), key=lambda i: gains[i])
+    assert not alone[best].kept_input and fit.values[best] == alone[best].values[0]
+    other = recipe.stages[1 - best]
+    assert fit.values[1 - best] == {p.name: p.identity for p in other.specs}
+    assert fit.after == alone[best].after and fit.steps == 6
+    assert _set_score(scorer, images, recipe, fit.values) == pytest.approx(fit.after, abs=1e-4)
 
 
 def test_shared_cli_writes_fitted_toml_and_resumes(world, tmp_path):

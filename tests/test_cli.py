@@ -110,6 +110,25 @@ def test_apply_reproduces_the_tuned_image(tmp_path: Path, weights: str) -> None:
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
 
 
+def test_a_select_best_recipe_tunes_one_operator_and_apply_reproduces_it(tmp_path: Path, weights: str) -> None:
+    src = _photo(tmp_path / "p.png")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('select = "best"\nsteps = 3\nstrength = 0\n[[op]]\nname = "exposure"\n'
+                      '[[op]]\nname = "contrast"\n')
+    out = tmp_path / "t.png"
+    result = _run("tune", src, "-o", out, "--recipe", recipe, "--weights", weights)
+    assert result.exit_code == 0, result.output
+    record = json.loads(Path(f"{out}.json").read_text())
+    assert [o["name"] for o in record["ops"]] == ["exposure", "contrast"]
+    moved = [o["name"] for o in record["ops"] if o["params"] != {"ev": 0.0} and
+             o["params"] != {"amount": 0.0, "midpoint": 0.5, "saturation": 1.0}]
+    assert len(moved) == 1 and "kept of the operators tuned alone" in record["note"]
+    assert record["note"] in result.stdout
+    again = tmp_path / "again.png"
+    assert _run("apply", src, "-o", again, "--params", f"{out}.json").exit_code == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
+
+
 def test_recipes_lists_recipes_and_operators() -> None:
     result = _run("recipes")
     assert result.exit_code == 0

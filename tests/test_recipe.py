@@ -45,6 +45,16 @@ def test_to_toml_round_trips() -> None:
     assert [(p.lo, p.hi) for s in back.stages for p in s.specs] == [(p.lo, p.hi) for s in r.stages for p in s.specs]
 
 
+def test_select_is_read_written_and_gives_single_stage_recipes() -> None:
+    r = parse_recipe('select = "best"\n' + GOOD)
+    assert r.select == "best" and parse_recipe(r.to_toml()).select == "best"
+    assert parse_recipe(GOOD).select == "all" and "select" not in parse_recipe(GOOD).to_toml()
+    alone = r.alone(1)
+    assert [s.op.name for s in alone.stages] == ["contrast"] and alone.select == "all"
+    assert (alone.steps, alone.proxy, alone.strength) == (r.steps, r.proxy, r.strength)
+    assert load_recipe("auto").select == "best"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -57,6 +67,7 @@ def test_to_toml_round_trips() -> None:
         ('[[op]]\nname = "exposure"\nparams.ev = { start = 5.0 }\n', r"line 3\): ev start 5.0 lies outside"),
         ('steps = -1\n[[op]]\nname = "exposure"\n', r"line 1\): steps must be an integer"),
         ('colour = 1\n[[op]]\nname = "exposure"\n', r"line 1\): unknown setting 'colour'"),
+        ('select = "first"\n[[op]]\nname = "exposure"\n', r"line 1\): select must be one of 'all', 'best'"),
         ('description = "x"\n', "at least one"),
         ("[[op]\n", "invalid TOML"),
     ],

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import pytest
 import torch
 
 from enhance.recipe import Recipe
 from enhance.tune import (
-    TuneError, Views, apply_pipeline, bounded, identity_pull, params_from_values, render, resize_long, tune,
+    TuneError, Views, apply_pipeline, bounded, candidates, identity_pull, params_from_values, render, resize_long,
+    tune,
 )
 from nima import Scorer
 
@@ -145,3 +149,35 @@ def test_repeatable_holds_the_flags_until_the_last_overlapping_loop_ends() -> No
     assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
     second.__exit__(None, None, None)
     assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+
+
+def test_select_best_keeps_the_stage_whose_proxy_score_rose_most(tiny_scorer: Scorer) -> None:
+    image = _photo()
+    recipe = replace(Recipe.from_ops(["exposure", "contrast", "denoise"]), select="best")
+    out, result = tune(image, recipe, tiny_scorer, steps=3, strength=0.0)
+    alone = [tune(image, recipe.alone(i), tiny_scorer, steps=3, strength=0.0) for i in range(3)]
+    gains = [-math.inf if r.kept_input else r.after["proxy"].mean - r.before["proxy"].mean for _, r in alone]
+    best = max(range(3), key=lambda i: gains[i])
+    assert gains[best] > 0  # this photo and scorer do gain somewhere, so the choice is exercised
+    assert torch.equal(out, alone[best][0]) and result.ops[best] == alone[best][1].ops[0]
+    for i, stage in enumerate(recipe.stages):  # the others are reported at their identity
+        if i != best:
+            assert result.ops[i]["params"] == {p.name: p.identity for p in stage.op.params}
+    assert result.steps == sum(r.steps for _, r in alone)
+    # the reported values render the same image through the whole recipe
+    again = render(image, recipe, params_from_values(recipe, result.values)).clamp(0, 1)
+    assert (again - out).abs().max() < 1e-4
+
+
+def test_select_best_returns_the_input_when_no_stage_helps(tiny_scorer: Scorer) -> None:
+    image = _photo()
+    recipe = replace(Recipe.from_ops(["exposure", "contrast"]), select="best")
+    out, result = tune(image, recipe, tiny_scorer, steps=2, strength=1e6)
+    assert result.kept_input and torch.equal(out, image)
+
+
+def test_select_best_on_hdr_input_tries_only_the_stages_that_take_radiance() -> None:
+    recipe = Recipe.from_ops(["exposure", "tonemap", "contrast", "tonemap_local"])
+    assert candidates(recipe, linear=True) == [1, 3]
+    assert candidates(recipe, linear=False) == [0, 1, 2, 3]
+    assert candidates(Recipe.from_ops(["exposure"]), linear=True) == [0]  # so the HDR error names it
