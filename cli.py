@@ -357,7 +357,8 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
     with process_group(device) if distributed else nullcontext((0, 1, device)) as (rank, _, device):
         scorer = _scorer(weights, device)
         show = rank == 0 and not quiet
-        fit_bar = tqdm(total=steps or chosen.steps, desc="fit", unit="step", disable=not (show and shared),
+        fits = len(chosen.stages) if chosen.select == "best" else 1  # select = "best" fits each stage alone
+        fit_bar = tqdm(total=(steps or chosen.steps) * fits, desc="fit", unit="step", disable=not (show and shared),
                        leave=False, file=sys.stderr)
         bar = tqdm(unit="img", disable=not show, file=sys.stderr)
 

@@ -24,7 +24,7 @@ from enhance.io import Photo, read
 from enhance.recipe import Recipe
 from enhance.tune import (
     Opinion, Params, TuneResult, Views, _check_finite, _unconstrained, apply_pipeline, best_stage, bounded,
-    candidates, check_hdr, display, hdr_scale, identity_pull, params_from_values, render, repeatable,
+    check_hdr, display, hdr_scale, identity_pull, params_from_values, render, repeatable,
 )
 from nima import Scorer, mean_score
 
@@ -77,7 +77,7 @@ def tune_batch(
 
     Every image has its own parameters, views, best-so-far and early stop; images that stopped
     leave the batch; HDR radiance is first scaled by its ``hdr_scale``, as in ``tune``; the recipe's
-    ``select = "best"`` works as in ``tune`` (with any HDR photo in the batch, only HDR stages). Returns one
+    ``select = "best"`` works as in ``tune`` (display-referred photos only). Returns one
     (output (1,3,H,W) in [0,1], TuneResult) per image, in order; ``seconds["tune"]`` is the shared
     tuning time divided by the number of images.
     """
@@ -86,13 +86,12 @@ def tune_batch(
     for im in images:
         if im.dim() != 4 or im.shape[:2] != (1, 3):
             raise ValueError(f"expected (1,3,H,W) images, got {tuple(im.shape)}")
-    if recipe.select == "best":  # each stage alone over the whole batch, then the best per image
-        alone = {i: tune_batch(images, recipe.alone(i), scorer, steps=steps, strength=strength, seed=seed, lr=lr,
-                               crops=crops, patience=patience, linear=flags)
-                 for i in candidates(recipe, any(flags))}
-        return [best_stage(recipe, {i: runs[k] for i, runs in alone.items()}) for k in range(n)]
     if any(flags):
         check_hdr(recipe)
+    if recipe.select == "best":  # each stage alone over the whole batch, then the best per image
+        alone = [tune_batch(images, recipe.alone(i), scorer, steps=steps, strength=strength, seed=seed, lr=lr,
+                            crops=crops, patience=patience) for i in range(len(recipe.stages))]
+        return [best_stage(recipe, {i: runs[k] for i, runs in enumerate(alone)}) for k in range(n)]
     scales = [hdr_scale(im) if lin else None for im, lin in zip(images, flags)]
     images = [im if sc is None else im * sc for im, sc in zip(images, scales)]
     steps = recipe.steps if steps is None else steps
@@ -233,8 +232,17 @@ def fit_shared(
     """
     if recipe.select == "best":  # one fit per stage alone; keep the one that raised the mean score most
         images = list(images)
-        fits = {i: fit_shared(images, recipe.alone(i), scorer, steps=steps, batch_size=batch_size, seed=seed,
-                              strength=strength, lr=lr, crops=crops, distributed=distributed, on_step=on_step)
+
+        def checked() -> Iterable[torch.Tensor | Photo]:  # read once more by the first fit, refusing HDR
+            for item in images:
+                photo = item if isinstance(item, (torch.Tensor, Photo)) else read(item)
+                if isinstance(photo, Photo) and photo.linear:
+                    check_hdr(recipe)
+                yield photo
+
+        fits = {i: fit_shared(checked() if i == 0 else images, recipe.alone(i), scorer, steps=steps,
+                              batch_size=batch_size, seed=seed, strength=strength, lr=lr, crops=crops,
+                              distributed=distributed, on_step=on_step)
                 for i in range(len(recipe.stages))}
         values = [{s.name: min(max(s.identity, s.lo), s.hi) for s in st.specs} for st in recipe.stages]
         gains = {i: f.after - f.before for i, f in fits.items() if not f.kept_input}

@@ -58,7 +58,11 @@ def apply_pipeline(
 
 
 def check_hdr(recipe: Recipe) -> None:
-    """Scene-referred input needs a tone-mapping operator first; TuneError otherwise."""
+    """Scene-referred input needs a tone-mapping operator first, and all operators tuned together
+    (a single stage tuned alone would be rendered after the others at identity); TuneError otherwise."""
+    if recipe.select == "best" and len(recipe.stages) > 1:
+        raise TuneError('HDR input needs its operators tuned together: select = "best" takes display-referred '
+                        "photos (use --op tonemap or --op tonemap_local)")
     if not recipe.stages[0].op.hdr:
         from enhance import ops
 
@@ -343,14 +347,15 @@ def tune(
         from nima import load_scorer
 
         scorer = load_scorer(device=image.device)
+    if linear:
+        check_hdr(recipe)
     if recipe.select == "best":
         runs = {i: tune(image, recipe.alone(i), scorer, steps=steps, strength=strength, seed=seed,
-                        optimizer=optimizer, lr=lr, crops=crops, patience=patience, linear=linear, on_step=on_step)
-                for i in candidates(recipe, linear)}
+                        optimizer=optimizer, lr=lr, crops=crops, patience=patience, on_step=on_step)
+                for i in range(len(recipe.stages))}
         return best_stage(recipe, runs)
     scale = None
     if linear:
-        check_hdr(recipe)
         scale = hdr_scale(image)
         image = image * scale
     torch.manual_seed(seed)
@@ -435,12 +440,6 @@ def tune(
         seconds={"tune": round(t_tune, 3), "render": round(t_render, 3)}, hdr_scale=scale,
     )
     return (plain.clone() if kept else output), result
-
-
-def candidates(recipe: Recipe, linear: bool) -> list[int]:
-    """The stages ``select = "best"`` tunes alone: all of them, or for HDR input those that take
-    radiance (stage 0 if none does, so that the usual HDR error names the problem)."""
-    return [i for i, st in enumerate(recipe.stages) if not linear or st.op.hdr] or [0]
 
 
 def best_stage(recipe: Recipe, runs: dict[int, tuple[torch.Tensor, TuneResult]]) -> tuple[torch.Tensor, TuneResult]:

@@ -8,10 +8,11 @@ from dataclasses import replace
 import pytest
 import torch
 
+from enhance.fit import fit_shared
+from enhance.io import Photo
 from enhance.recipe import Recipe
 from enhance.tune import (
-    TuneError, Views, apply_pipeline, bounded, candidates, identity_pull, params_from_values, render, resize_long,
-    tune,
+    TuneError, Views, apply_pipeline, bounded, identity_pull, params_from_values, render, resize_long, tune,
 )
 from nima import Scorer
 
@@ -176,8 +177,11 @@ def test_select_best_returns_the_input_when_no_stage_helps(tiny_scorer: Scorer) 
     assert result.kept_input and torch.equal(out, image)
 
 
-def test_select_best_on_hdr_input_tries_only_the_stages_that_take_radiance() -> None:
-    recipe = Recipe.from_ops(["exposure", "tonemap", "contrast", "tonemap_local"])
-    assert candidates(recipe, linear=True) == [1, 3]
-    assert candidates(recipe, linear=False) == [0, 1, 2, 3]
-    assert candidates(Recipe.from_ops(["exposure"]), linear=True) == [0]  # so the HDR error names it
+def test_select_best_refuses_hdr_input(tiny_scorer: Scorer) -> None:
+    # one stage tuned alone on radiance would be rendered after the others at identity: refused
+    recipe = replace(Recipe.from_ops(["tonemap", "tonemap_local"]), select="best")
+    with pytest.raises(TuneError, match='select = "best" takes display-referred photos'):
+        tune(_photo() * 4, recipe, tiny_scorer, steps=1, linear=True)
+    hdr = Photo(_photo() * 4, None, 32, "HDR", None, None, linear=True, path="scene.hdr")
+    with pytest.raises(TuneError, match='select = "best" takes display-referred photos'):
+        fit_shared([hdr], recipe, tiny_scorer, steps=1)
