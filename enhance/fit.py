@@ -202,6 +202,11 @@ def _all_sum(t: torch.Tensor, distributed: bool) -> torch.Tensor:
     return t
 
 
+def _identity_values(recipe: Recipe) -> list[dict[str, float]]:
+    """Each stage's identity in human units, clamped to the recipe's bounds (a fitted.toml start)."""
+    return [{s.name: min(max(s.identity, s.lo), s.hi) for s in st.specs} for st in recipe.stages]
+
+
 def fit_shared(
     images: Iterable[torch.Tensor | Photo | str | Path],
     recipe: Recipe,
@@ -244,7 +249,7 @@ def fit_shared(
                               batch_size=batch_size, seed=seed, strength=strength, lr=lr, crops=crops,
                               distributed=distributed, on_step=on_step)
                 for i in range(len(recipe.stages))}
-        values = [{s.name: min(max(s.identity, s.lo), s.hi) for s in st.specs} for st in recipe.stages]
+        values = _identity_values(recipe)
         gains = {i: f.after - f.before for i, f in fits.items() if not f.kept_input}
         i = max(gains, key=lambda k: gains[k]) if gains else 0
         values[i] = fits[i].values[0]
@@ -339,7 +344,7 @@ def fit_shared(
     _, after, fitted = max(judged, key=lambda j: j[0])
     kept = after <= before + 1e-4  # batched and single scorer calls round differently
     if kept:
-        fitted = [{s.name: min(max(s.identity, s.lo), s.hi) for s in st.specs} for st in recipe.stages]
+        fitted = _identity_values(recipe)
     return SharedFit(fitted, before, before if kept else after, kept, count, steps, history)
 
 
