@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -129,7 +130,7 @@ def run_case(args: tuple[str, str, str | None, str | None, int | None, bool, boo
     degraded = quantise(DEGRADATIONS[degradation](pristine))
     scorer = load_scorer(weights)
     outputs: dict[str, np.ndarray] = {name: quantise(f(degraded)) for name, f in BASELINES.items()}
-    seconds = {}
+    seconds, tuned_ops = {}, {}
     runs: list[tuple[str, str | list[str]]] = [("enhance auto", "auto")]
     if single:
         runs.append(("enhance single op", [SINGLE_OP[degradation]]))
@@ -137,8 +138,9 @@ def run_case(args: tuple[str, str, str | None, str | None, int | None, bool, boo
         runs.append(("enhance global op", CLIMB_OPS + (["denoise"] if "noise" in degradation else [])))
     for name, recipe in runs:
         t0 = time.perf_counter()
-        tuned, _ = enhance.tune(to_tensor(degraded), recipe, scorer, steps=steps)
+        tuned, result = enhance.tune(to_tensor(degraded), recipe, scorer, steps=steps)
         seconds[name] = time.perf_counter() - t0
+        tuned_ops[name] = {"ops": result.ops, "kept_input": result.kept_input}
         outputs[name] = quantise(to_array(tuned))
     row: dict = {"source": Path(path).name, "degradation": degradation, "seconds": seconds, "methods": {}}
     base_psnr = psnr(pristine, degraded, data_range=1.0)
@@ -153,6 +155,7 @@ def run_case(args: tuple[str, str, str | None, str | None, int | None, bool, boo
             "ssim": ssim(pristine, out, data_range=1.0, channel_axis=2),
         }
         if name.startswith("enhance"):
+            entry.update(tuned_ops[name])
             if brisque and degraded_brisque is not None:
                 entry["brisque_better"] = brisque(out) < degraded_brisque
             if check and degraded_check is not None:
@@ -171,6 +174,20 @@ def _has_brisque() -> bool:
 
 
 # --- the table ----------------------------------------------------------------------------
+
+
+def moved(entry: dict) -> str:
+    """The operators of one tuned result whose parameters left their identity ("input" if it was kept)."""
+    from enhance import ops
+
+    if entry["kept_input"]:
+        return "input"
+    names = []
+    for o in entry["ops"]:
+        identity = {p.name: p.identity for p in ops.get(o["name"]).params}
+        if any(abs(v - identity[k]) > 1e-6 for k, v in o["params"].items()):
+            names.append(o["name"])
+    return "+".join(names) or "none"
 
 
 def summarise(rows: list[dict]) -> str:
@@ -195,6 +212,11 @@ def summarise(rows: list[dict]) -> str:
             if vals:
                 lines.append(f"{m}: {label} agrees the output is better than the degraded input in "
                              f"{100 * np.mean(vals):.0f}% of {len(vals)} cases")
+    if "ops" in rows[0]["methods"]["enhance auto"]:
+        lines.append("enhance auto: the operators that left their identity, per degradation:")
+        for d, group in [(d, g) for d, g in groups.items() if g]:
+            counts = Counter(moved(r["methods"]["enhance auto"]) for r in group)
+            lines.append(f"  {d}: " + ", ".join(f"{op} {n}" for op, n in counts.most_common()))
     secs = [r["seconds"]["enhance auto"] for r in rows]
     lines.append(f"enhance auto: {np.mean(secs):.1f} s per image on average (one thread per worker)")
     return "\n".join(lines)
