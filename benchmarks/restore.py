@@ -184,7 +184,7 @@ def moved(entry: dict) -> str:
         return "input"
     names = []
     for o in entry["ops"]:
-        identity = {p.name: p.identity for p in ops.get(o["name"]).params}
+        identity = ops.get(o["name"]).identity
         if any(abs(v - identity[k]) > 1e-6 for k, v in o["params"].items()):
             names.append(o["name"])
     return "+".join(names) or "none"

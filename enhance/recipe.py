@@ -53,7 +53,7 @@ class Stage:
     @classmethod
     def of(cls, name: str) -> "Stage":
         op = ops.get(name)
-        return cls(op, op.params, {p.name: p.identity for p in op.params})
+        return cls(op, op.params, op.identity)
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
                 raise RecipeError(f"{source}{_line_of(text, key)}: unknown key {key!r} in operator {op_name!r}")
         op = ops.get(op_name)
         by_name = {p.name: p for p in op.params}
-        start = {p.name: p.identity for p in op.params}
+        start = op.identity
         for pname, bounds in entry.get("params", {}).items():
             pwhere = f"{source}{_line_of(text, pname)}"
             if pname not in by_name:

@@ -449,7 +449,7 @@ def best_stage(recipe: Recipe, runs: dict[int, tuple[torch.Tensor, TuneResult]])
     gains = {i: r.after["proxy"].mean - r.before["proxy"].mean for i, (_, r) in runs.items() if not r.kept_input}
     i = max(gains, key=lambda k: gains[k]) if gains else next(iter(runs))
     output, chosen = runs[i]
-    ops = [{"name": st.op.name, "params": {p.name: p.identity for p in st.op.params}} for st in recipe.stages]
+    ops = [{"name": st.op.name, "params": st.op.identity} for st in recipe.stages]
     ops[i] = chosen.ops[0]
     tried = ", ".join(f"{recipe.stages[k].op.name} {g:+.3f}" for k, g in gains.items()) or "none rose"
     note = (f"{recipe.stages[i].op.name} kept of the operators tuned alone (proxy score gain: {tried})"

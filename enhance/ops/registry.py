@@ -86,11 +86,16 @@ class Operator:
     halo: Callable[[dict[str, Tensor], int], int] = _no_halo
     hdr: bool = False
 
+    @property
+    def identity(self) -> dict[str, float]:
+        """{name: value} at which the operator leaves the image unchanged, in human units."""
+        return {p.name: p.identity for p in self.params}
+
     def identity_params(
         self, batch: int = 1, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
     ) -> dict[str, Tensor]:
         """{name: (batch,) tensor at the identity value}."""
-        return {p.name: torch.full((batch,), p.identity, device=device, dtype=dtype) for p in self.params}
+        return {k: torch.full((batch,), v, device=device, dtype=dtype) for k, v in self.identity.items()}
 
 
 REGISTRY: dict[str, Operator] = {}
