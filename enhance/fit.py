@@ -11,6 +11,7 @@ renders any photo with those values. Across torch.distributed ranks the gradient
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, replace
@@ -23,8 +24,8 @@ import torch
 from enhance.io import Photo, read
 from enhance.recipe import Recipe
 from enhance.tune import (
-    Opinion, Params, TuneResult, Views, _check_finite, _unconstrained, apply_pipeline, best_stage, bounded,
-    check_hdr, display, hdr_scale, identity_pull, params_from_values, render, repeatable,
+    Climb, Opinion, Params, TuneResult, Views, _check_finite, _unconstrained, apply_pipeline, bounded, check_hdr,
+    display, finish, finish_best, hdr_scale, identity_pull, ops_record, params_from_values, repeatable, scored_render,
 )
 from nima import Scorer, mean_score
 
@@ -33,27 +34,6 @@ U = list[dict[str, torch.Tensor]]  # unconstrained parameters, one dict per stag
 
 def _pipeline(recipe: Recipe, params: Params, linear: bool) -> Callable[[torch.Tensor, int | None], torch.Tensor]:
     return lambda image, ref: apply_pipeline(image, recipe, params, ref, linear)
-
-
-@torch.no_grad()
-def _finish(
-    image: torch.Tensor, recipe: Recipe, scorer: Scorer, params: Params, linear: bool, crops: int, seed: int,
-) -> tuple[torch.Tensor, torch.Tensor, Opinion, Opinion, float]:
-    """The full-resolution render scored as in ``tune``: (output, the input as displayed, opinion
-    before, opinion after, seconds)."""
-    t0 = time.perf_counter()
-    size = scorer.input_size
-    output = render(image, recipe, params, linear=linear).clamp_(0, 1)
-    _check_finite(output, "the rendered image")
-    plain = display(image) if linear else image
-    before = Opinion.of(scorer(Views.of(plain, recipe, crops, size, seed).render(size)))
-    after = Opinion.of(scorer(Views.of(output, recipe, crops, size, seed).render(size)))
-    return output, plain, before, after, time.perf_counter() - t0
-
-
-def _ops(recipe: Recipe, params: Params) -> list[dict]:
-    return [{"name": st.op.name, "params": {k: round(float(v), 6) for k, v in p.items()}}
-            for st, p in zip(recipe.stages, params)]
 
 
 # --- several photos, each its own parameters ------------------------------------------------------
@@ -88,10 +68,21 @@ def tune_batch(
             raise ValueError(f"expected (1,3,H,W) images, got {tuple(im.shape)}")
     if any(flags):
         check_hdr(recipe)
+    up = functools.partial(climb_batch, images, scorer=scorer, steps=steps, strength=strength, seed=seed, lr=lr,
+                           crops=crops, patience=patience, linear=flags)
     if recipe.select == "best":  # each stage alone over the whole batch, then the best per image
-        alone = [tune_batch(images, recipe.alone(i), scorer, steps=steps, strength=strength, seed=seed, lr=lr,
-                            crops=crops, patience=patience) for i in range(len(recipe.stages))]
-        return [best_stage(recipe, {i: runs[k] for i, runs in enumerate(alone)}) for k in range(n)]
+        alone = [up(recipe.alone(i)) for i in range(len(recipe.stages))]
+        return [finish_best(recipe, [climbs[k] for climbs in alone], scorer, crops=crops, seed=seed) for k in range(n)]
+    return [finish(c, scorer, crops=crops, seed=seed) for c in up(recipe)]
+
+
+def climb_batch(
+    images: Sequence[torch.Tensor], recipe: Recipe, scorer: Scorer, *, steps: int | None, strength: float | None,
+    seed: int, lr: float, crops: int, patience: int, linear: Sequence[bool],
+) -> list[Climb]:
+    """The tuning of :func:`tune_batch` (all stages together), one :class:`Climb` per image;
+    each climb's ``seconds`` is the shared tuning time divided by the number of images."""
+    n, flags = len(images), list(linear)
     scales = [hdr_scale(im) if lin else None for im, lin in zip(images, flags)]
     images = [im if sc is None else im * sc for im, sc in zip(images, scales)]
     steps = recipe.steps if steps is None else steps
@@ -152,23 +143,10 @@ def tune_batch(
             active = [i for i in active if i not in stopped]
             opt.step()
     t_tune = (time.perf_counter() - t0) / max(n, 1)
-
-    results = []
-    for i, im in enumerate(images):
-        best = bounded(recipe, best_u[i])
-        output, plain_i, before_full, after_full, t_render = _finish(im, recipe, scorer, best, flags[i], crops, seed)
-        kept = after_full.mean <= before_full.mean
-        note = ("the tuned result did not score above the input on the full render; the input is returned unchanged"
-                if kept else "improved")
-        results.append((plain_i.clone() if kept else output, TuneResult(
-            ops=_ops(recipe, best),
-            before={"proxy": before_proxy[i], "full": before_full},
-            after={"proxy": Opinion.of(best_dist[i]), "full": after_full},
-            steps=steps_done[i], evaluations=evaluations[i], optimizer="adam", seed=seed, kept_input=kept,
-            note=note, history=[round(h, 5) for h in history[i]],
-            seconds={"tune": round(t_tune, 3), "render": round(t_render, 3)}, hdr_scale=scales[i],
-        )))
-    return results
+    with torch.no_grad():
+        return [Climb(im, recipe, bounded(recipe, best_u[i]), before_proxy[i], Opinion.of(best_dist[i]), steps_done[i],
+                      evaluations[i], "adam", [round(h, 5) for h in history[i]], t_tune, flags[i], scales[i])
+                for i, im in enumerate(images)]
 
 
 # --- one parameter set for a whole set of photos -------------------------------------------------
@@ -233,7 +211,8 @@ def fit_shared(
     scored on the whole set and the better kept; if it does not beat the photos as they are, the
     identity (clamped to the recipe's bounds) is returned instead. HDR radiance is scaled
     by its own ``hdr_scale`` first, as in ``tune``. With the recipe's ``select = "best"``, each
-    stage is fitted alone and the one that raised the mean score most is kept, the others at identity.
+    stage is fitted alone and the one that raised the mean score most is kept, the others at identity;
+    photos given as paths are then read once per stage, so that only one stage's views are held.
     """
     if recipe.select == "best":  # one fit per stage alone; keep the one that raised the mean score most
         images = list(images)
@@ -362,9 +341,9 @@ def apply_values(
         scale = hdr_scale(image)
         image = image * scale
     params = params_from_values(recipe, values, image.device)
-    output, _, before, after, seconds = _finish(image, recipe, scorer, params, linear, crops, seed)
+    output, _, before, after, seconds = scored_render(image, recipe, scorer, params, linear=linear, crops=crops, seed=seed)
     return output, TuneResult(
-        ops=_ops(recipe, params), before={"full": before}, after={"full": after}, steps=0, evaluations=2,
+        ops=ops_record(recipe, params), before={"full": before}, after={"full": after}, steps=0, evaluations=2,
         optimizer="shared", seed=seed, kept_input=False, note=note, history=[],
         seconds={"tune": 0.0, "render": round(seconds, 3)}, hdr_scale=scale,
     )

@@ -69,8 +69,9 @@ class Recipe:
     select: str = "all"  # "all": tune every stage together; "best": each alone, keep the best (tune())
 
     def __post_init__(self) -> None:
-        if self.select not in SELECT:
-            raise ValueError(f"select must be one of {', '.join(SELECT)}, got {self.select!r}")
+        problem = _settings_problem(self.stages, self.select)
+        if problem:
+            raise ValueError(problem[0])
 
     def alone(self, i: int) -> "Recipe":
         """The same settings with stage ``i`` only (how ``select = "best"`` tunes each stage)."""
@@ -97,6 +98,22 @@ class Recipe:
                 lines.append(f"params.{spec.name} = {{ lo = {spec.lo!r}, hi = {spec.hi!r}, "
                              f"start = {float(stage.start[spec.name])!r} }}")
         return "\n".join(lines) + "\n"
+
+
+def _settings_problem(stages: Sequence[Stage], select: str) -> tuple[str, str] | None:
+    """What makes ``select`` unusable with ``stages``, as (message, the recipe key it is about), or None.
+
+    ``select = "best"`` leaves the operators it does not choose at their identity, so each
+    parameter's bounds must hold its identity there."""
+    if select not in SELECT:
+        return f"select must be one of {', '.join(repr(v) for v in SELECT)}, got {select!r}", "select"
+    if select == "best":
+        for stage in stages:
+            for s in stage.specs:
+                if not s.lo <= s.identity <= s.hi:
+                    return (f'{stage.op.name}.{s.name} range [{s.lo}, {s.hi}] leaves out its identity {s.identity}: '
+                            'select = "best" keeps the operators it does not choose at their identity'), s.name
+    return None
 
 
 def _q(text: str) -> str:
@@ -190,10 +207,10 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
             raise RecipeError(f"{source}{_line_of(text, 'strength')}: strength must lie in [0, 100]")
         settings["strength"] = s
     if "select" in data:
-        if data["select"] not in SELECT:
-            raise RecipeError(f"{source}{_line_of(text, 'select')}: select must be one of "
-                              f"{', '.join(repr(v) for v in SELECT)}, got {data['select']!r}")
         settings["select"] = data["select"]
+        problem = _settings_problem(stages, data["select"])
+        if problem:
+            raise RecipeError(f"{source}{_line_of(text, problem[1])}: {problem[0]}")
     description = data.get("description", "")
     if not isinstance(description, str):
         raise RecipeError(f"{source}{_line_of(text, 'description')}: description must be a string")

@@ -14,6 +14,7 @@ if the result does not score above the input there, the input is returned unchan
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 import time
@@ -302,6 +303,29 @@ def as_recipe(recipe: Recipe | str | Sequence[str]) -> Recipe:
     return Recipe.from_ops(list(recipe))
 
 
+@dataclass
+class Climb:
+    """Where one climb ended, before the full-resolution render (:func:`finish` renders it)."""
+
+    image: torch.Tensor     # (1,3,H,W) as tuned: HDR radiance already multiplied by ``hdr_scale``
+    recipe: Recipe
+    params: Params          # the best parameters found, human units
+    before: Opinion         # the input, on the tuning views
+    after: Opinion          # the best parameters, on the tuning views
+    steps: int
+    evaluations: int
+    optimizer: str
+    history: list[float]
+    seconds: float          # tuning time
+    linear: bool = False
+    hdr_scale: float | None = None
+
+    @property
+    def gain(self) -> float:
+        """How much the proxy score rose: after minus before, on 1..10."""
+        return self.after.mean - self.before.mean
+
+
 def tune(
     image: torch.Tensor,
     recipe: Recipe | str | Sequence[str],
@@ -325,7 +349,7 @@ def tune(
     encoding (:func:`display`) of the scaled radiance.
 
     With the recipe's ``select = "best"``, each stage is tuned alone (with everything else as
-    given) and the one whose proxy score rose most is kept (:func:`best_stage`).
+    given) and the one whose proxy score rose most is kept (:func:`finish_best`).
 
     ``recipe`` is a Recipe, a shipped recipe's name or TOML path, or a list of operator names;
     ``scorer`` defaults to the shipped weights on the image's device. Returns the output
@@ -349,11 +373,20 @@ def tune(
         scorer = load_scorer(device=image.device)
     if linear:
         check_hdr(recipe)
+    up = functools.partial(climb, image, scorer=scorer, steps=steps, strength=strength, seed=seed,
+                           optimizer=optimizer, lr=lr, crops=crops, patience=patience, linear=linear, on_step=on_step)
     if recipe.select == "best":
-        runs = {i: tune(image, recipe.alone(i), scorer, steps=steps, strength=strength, seed=seed,
-                        optimizer=optimizer, lr=lr, crops=crops, patience=patience, on_step=on_step)
-                for i in range(len(recipe.stages))}
-        return best_stage(recipe, runs)
+        return finish_best(recipe, [up(recipe.alone(i)) for i in range(len(recipe.stages))], scorer, crops=crops, seed=seed)
+    return finish(up(recipe), scorer, crops=crops, seed=seed)
+
+
+def climb(
+    image: torch.Tensor, recipe: Recipe, scorer: Scorer, *, steps: int | None, strength: float | None, seed: int,
+    optimizer: str, lr: float, crops: int, patience: int, linear: bool,
+    on_step: Callable[[int, float], None] | None,
+) -> Climb:
+    """The tuning of :func:`tune` on the views of (1,3,H,W) ``image`` (all stages together),
+    without the full-resolution render."""
     scale = None
     if linear:
         scale = hdr_scale(image)
@@ -415,49 +448,79 @@ def tune(
                 u0, objective, steps, history, on_step)
         else:
             raise ValueError(f"unknown optimizer {optimizer!r}: use 'adam' or 'nelder-mead'")
-    t_tune = time.perf_counter() - t0
-
-    t1 = time.perf_counter()
     with torch.no_grad():
         best = bounded(recipe, best_u)
-        output = render(image, recipe, best, linear=linear).clamp_(0, 1)
-        _check_finite(output, "the rendered image")
-        plain = display(image) if linear else image
-        before_full = Opinion.of(scorer(Views.of(plain, recipe, crops, size, seed).render(size)))
-        after_full = Opinion.of(scorer(Views.of(output, recipe, crops, size, seed).render(size)))
-    t_render = time.perf_counter() - t1
+    return Climb(image, recipe, best, before_proxy, Opinion.of(best_dist), steps_done, evaluations, optimizer,
+                 [round(h, 5) for h in history], time.perf_counter() - t0, linear, scale)
 
+
+@torch.no_grad()
+def scored_render(
+    image: torch.Tensor, recipe: Recipe, scorer: Scorer, params: Params, *, linear: bool, crops: int, seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, Opinion, Opinion, float]:
+    """Render (1,3,H,W) ``image`` at full resolution and score it before and after on the same
+    views as the tuner: (output, the input as displayed, opinion before, opinion after, seconds)."""
+    t0 = time.perf_counter()
+    size = scorer.input_size
+    output = render(image, recipe, params, linear=linear).clamp_(0, 1)
+    _check_finite(output, "the rendered image")
+    plain = display(image) if linear else image
+    before = Opinion.of(scorer(Views.of(plain, recipe, crops, size, seed).render(size)))
+    after = Opinion.of(scorer(Views.of(output, recipe, crops, size, seed).render(size)))
+    return output, plain, before, after, time.perf_counter() - t0
+
+
+def ops_record(recipe: Recipe, params: Params) -> list[dict[str, Any]]:
+    """[{"name": operator, "params": {name: value}}] per stage, human units rounded to 6 places."""
+    return [{"name": st.op.name, "params": {k: round(float(v), 6) for k, v in p.items()}}
+            for st, p in zip(recipe.stages, params)]
+
+
+def finish(climb: Climb, scorer: Scorer, *, crops: int = 2, seed: int = 0) -> tuple[torch.Tensor, TuneResult]:
+    """Render a climb's best parameters at full resolution, and check the render: if it does not
+    score above the input there, the input is returned unchanged (``kept_input``)."""
+    output, plain, before_full, after_full, t_render = scored_render(
+        climb.image, climb.recipe, scorer, climb.params, linear=climb.linear, crops=crops, seed=seed)
     kept = after_full.mean <= before_full.mean
     note = ("the tuned result did not score above the input on the full render; the input is returned unchanged"
             if kept else "improved")
     result = TuneResult(
-        ops=[{"name": st.op.name, "params": {k: round(float(v), 6) for k, v in p.items()}}
-             for st, p in zip(recipe.stages, best)],
-        before={"proxy": before_proxy, "full": before_full},
-        after={"proxy": Opinion.of(best_dist), "full": after_full},
-        steps=steps_done, evaluations=evaluations, optimizer=optimizer, seed=seed, kept_input=kept,
-        note=note, history=[round(h, 5) for h in history],
-        seconds={"tune": round(t_tune, 3), "render": round(t_render, 3)}, hdr_scale=scale,
+        ops=ops_record(climb.recipe, climb.params),
+        before={"proxy": climb.before, "full": before_full},
+        after={"proxy": climb.after, "full": after_full},
+        steps=climb.steps, evaluations=climb.evaluations, optimizer=climb.optimizer, seed=seed, kept_input=kept,
+        note=note, history=climb.history,
+        seconds={"tune": round(climb.seconds, 3), "render": round(t_render, 3)}, hdr_scale=climb.hdr_scale,
     )
     return (plain.clone() if kept else output), result
 
 
-def best_stage(recipe: Recipe, runs: dict[int, tuple[torch.Tensor, TuneResult]]) -> tuple[torch.Tensor, TuneResult]:
-    """Of stages tuned alone ({stage index: (output, result)}), keep the one whose tuned proxy score
-    rose most above the input's; the other stages are reported at their operator's identity, so the
-    result renders with the whole ``recipe``. If every run kept its input, the input is returned."""
-    gains = {i: r.after["proxy"].mean - r.before["proxy"].mean for i, (_, r) in runs.items() if not r.kept_input}
-    i = max(gains, key=lambda k: gains[k]) if gains else next(iter(runs))
-    output, chosen = runs[i]
+def finish_best(
+    recipe: Recipe, climbs: Sequence[Climb], scorer: Scorer, *, crops: int = 2, seed: int = 0,
+) -> tuple[torch.Tensor, TuneResult]:
+    """Of stages climbed alone (``climbs[i]``: stage ``i`` of ``recipe``), keep the one whose proxy
+    score rose most among those whose full render scores above the input. The climbs are rendered
+    in order of their rise until one holds, so usually only one is. The other stages are reported
+    at their operator's identity, so the result renders with the whole ``recipe``; if no render
+    holds, the input is returned."""
+    done: dict[int, tuple[torch.Tensor, TuneResult]] = {}
+    for i in sorted(range(len(climbs)), key=lambda k: -climbs[k].gain):
+        done[i] = finish(climbs[i], scorer, crops=crops, seed=seed)
+        if not done[i][1].kept_input:
+            break
+    held = [i for i, (_, r) in done.items() if not r.kept_input]
+    i = held[0] if held else 0
+    output, chosen = done[i]
     ops = [{"name": st.op.name, "params": st.op.identity} for st in recipe.stages]
     ops[i] = chosen.ops[0]
-    tried = ", ".join(f"{recipe.stages[k].op.name} {g:+.3f}" for k, g in gains.items()) or "none rose"
-    note = (f"{recipe.stages[i].op.name} kept of the operators tuned alone (proxy score gain: {tried})"
-            if gains else chosen.note)
-    total = {key: round(sum(r.seconds.get(key, 0.0) for _, r in runs.values()), 3) for key in chosen.seconds}
-    return output, replace(chosen, ops=ops, note=note, seconds=total,
-                           steps=sum(r.steps for _, r in runs.values()),
-                           evaluations=sum(r.evaluations for _, r in runs.values()))
+    gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" + (" (fell back on the full render)" if k in done and k not in held else "")
+                      for k, (st, c) in enumerate(zip(recipe.stages, climbs)))
+    note = (f"{recipe.stages[i].op.name} kept of the operators tuned alone (proxy score gain: {gains})"
+            if held else chosen.note)
+    seconds = {"tune": round(sum(c.seconds for c in climbs), 3),
+               "render": round(sum(r.seconds["render"] for _, r in done.values()), 3)}
+    return output, replace(chosen, ops=ops, note=note, seconds=seconds,
+                           steps=sum(c.steps for c in climbs), evaluations=sum(c.evaluations for c in climbs))
 
 
 def _nelder_mead(

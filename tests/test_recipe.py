@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -68,6 +70,8 @@ def test_select_is_read_written_and_gives_single_stage_recipes() -> None:
         ('steps = -1\n[[op]]\nname = "exposure"\n', r"line 1\): steps must be an integer"),
         ('colour = 1\n[[op]]\nname = "exposure"\n', r"line 1\): unknown setting 'colour'"),
         ('select = "first"\n[[op]]\nname = "exposure"\n', r"line 1\): select must be one of 'all', 'best'"),
+        ('select = "best"\n[[op]]\nname = "exposure"\n[[op]]\nname = "levels"\nparams.gamma = { lo = 1.2 }\n',
+         r"line 6\): levels.gamma range \[1.2, .*\] leaves out its identity 1.0"),
         ('description = "x"\n', "at least one"),
         ("[[op]\n", "invalid TOML"),
     ],
@@ -80,6 +84,15 @@ def test_bad_recipes_are_refused_naming_the_line(text: str, message: str) -> Non
 def test_a_missing_recipe_names_the_shipped_ones(tmp_path) -> None:
     with pytest.raises(RecipeError, match="shipped: auto"):
         load_recipe(tmp_path / "nope.toml")
+
+
+def test_select_best_needs_every_identity_inside_the_bounds() -> None:
+    """The operators select = "best" does not choose stay at their identity; the same recipe
+    may tune them together from the nearest bound."""
+    text = '[[op]]\nname = "exposure"\nparams.ev = { lo = 0.5 }\n'
+    assert parse_recipe(text).stages[0].start == {"ev": 0.5}
+    with pytest.raises(ValueError, match=r"exposure.ev range \[0.5, .*\] leaves out its identity 0.0"):
+        replace(parse_recipe(text), select="best")
 
 
 def test_from_ops_rejects_unknown_names() -> None:

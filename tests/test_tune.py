@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import replace
 
@@ -170,11 +171,45 @@ def test_select_best_keeps_the_stage_whose_proxy_score_rose_most(tiny_scorer: Sc
     assert (again - out).abs().max() < 1e-4
 
 
-def test_select_best_returns_the_input_when_no_stage_helps(tiny_scorer: Scorer) -> None:
+def _count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The operator of each single-stage recipe rendered at full resolution from now on."""
+    module = importlib.import_module("enhance.tune")  # the package's ``tune`` attribute is the function
+    names: list[str] = []
+    real = module.render
+
+    def counted(image: torch.Tensor, recipe: Recipe, params: list, **kw: bool) -> torch.Tensor:
+        names.append(recipe.stages[0].op.name)
+        return real(image, recipe, params, **kw)
+
+    monkeypatch.setattr(module, "render", counted)
+    return names
+
+
+def test_select_best_renders_only_the_climb_it_keeps(tiny_scorer: Scorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the climbs are rendered in order of their proxy gain until one holds on the full render
+    rendered = _count_renders(monkeypatch)
+    recipe = replace(Recipe.from_ops(["exposure", "contrast", "denoise"]), select="best")
+    _, result = tune(_photo(), recipe, tiny_scorer, steps=3, strength=0.0)
+    kept = [op["name"] for op, stage in zip(result.ops, recipe.stages) if op["params"] != stage.op.identity]
+    assert not result.kept_input and rendered == kept and len(kept) == 1
+
+
+def test_select_best_returns_the_input_when_no_stage_helps(tiny_scorer: Scorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = _count_renders(monkeypatch)
     image = _photo()
     recipe = replace(Recipe.from_ops(["exposure", "contrast"]), select="best")
     out, result = tune(image, recipe, tiny_scorer, steps=2, strength=1e6)
     assert result.kept_input and torch.equal(out, image)
+    assert sorted(rendered) == ["contrast", "exposure"]  # each tried on the full render before giving up
+
+
+def test_select_best_of_one_hdr_operator_tunes_radiance_like_select_all(tiny_scorer: Scorer) -> None:
+    radiance = _photo() * 4
+    recipe = Recipe.from_ops(["tonemap"])
+    out, result = tune(radiance, replace(recipe, select="best"), tiny_scorer, steps=3, linear=True)
+    same, expected = tune(radiance, recipe, tiny_scorer, steps=3, linear=True)
+    assert result.hdr_scale is not None and result.hdr_scale == expected.hdr_scale
+    assert torch.equal(out, same) and result.ops == expected.ops
 
 
 def test_select_best_refuses_hdr_input(tiny_scorer: Scorer) -> None:
