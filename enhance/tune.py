@@ -513,7 +513,8 @@ def finish_best(
     output, chosen = done[i]
     ops = [{"name": st.op.name, "params": st.op.identity} for st in recipe.stages]
     ops[i] = chosen.ops[0]
-    gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" + (" (fell back on the full render)" if k in done and k not in held else "")
+    failed = " (not above the input on the full render)"
+    gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" + (failed if k in done and k not in held else "")
                       for k, (st, c) in enumerate(zip(recipe.stages, climbs)))
     note = (f"{recipe.stages[i].op.name} kept of the operators tuned alone (proxy score gain: {gains})"
             if held else chosen.note)
