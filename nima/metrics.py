@@ -9,18 +9,24 @@ from scipy import stats
 from nima.loss import emd
 
 
+def _varies(pred: np.ndarray, human: np.ndarray) -> bool:
+    """Whether a correlation is defined: two values or more, and neither side constant."""
+    return len(pred) > 1 and np.ptp(pred) > 0 and np.ptp(human) > 0
+
+
 def srcc(pred: np.ndarray, human: np.ndarray) -> float:
-    """Spearman rank correlation of predicted and human mean scores.
+    """Spearman rank correlation of predicted and human mean scores (NaN where undefined: fewer
+    than 2, or one side constant, as a barely trained model's predictions can be).
 
     >>> srcc(np.array([1.0, 2, 3]), np.array([10.0, 30, 20]))
     0.5
     """
-    return float(stats.spearmanr(pred, human)[0]) if len(pred) > 1 else float("nan")
+    return float(stats.spearmanr(pred, human)[0]) if _varies(pred, human) else float("nan")
 
 
 def plcc(pred: np.ndarray, human: np.ndarray) -> float:
-    """Pearson linear correlation of predicted and human mean scores (NaN for fewer than 2)."""
-    return float(stats.pearsonr(pred, human)[0]) if len(pred) > 1 else float("nan")
+    """Pearson linear correlation of predicted and human mean scores (NaN where undefined, as for SRCC)."""
+    return float(stats.pearsonr(pred, human)[0]) if _varies(pred, human) else float("nan")
 
 
 def accuracy(pred: np.ndarray, human: np.ndarray, threshold: float = 5.0) -> float:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -39,6 +42,14 @@ def test_mean_and_std_of_distributions():
     d[0, 2], d[0, 6] = 0.5, 0.5  # scores 3 and 7
     assert float(mean_score(d)) == pytest.approx(5.0)
     assert float(std_score(d)) == pytest.approx(2.0)
+
+
+def test_correlations_are_nan_without_a_warning_when_undefined():
+    flat, varied = np.full(4, 5.0), np.array([1.0, 2, 3, 4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy warns on constant input; these must not reach it
+        for pred, human in ((flat, varied), (varied, flat), (varied[:1], varied[:1])):
+            assert math.isnan(srcc(pred, human)) and math.isnan(plcc(pred, human))
 
 
 def test_metrics_hand_computed():
