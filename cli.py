@@ -42,6 +42,17 @@ def _scorer(weights: str | None, device: str) -> Any:
 @click.version_option(package_name="enhance")
 def main() -> None:
     """Make photos look better by climbing a learned quality scorer (NIMA)."""
+    quiet_decoders()
+
+
+def quiet_decoders() -> None:
+    """Keep the image decoders' own complaints about a damaged file (Pillow's warnings, tifffile's
+    log lines) off the terminal: ``enhance`` reports each bad file itself, in one line."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL + 1)
 
 
 @main.command()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +99,20 @@ def test_tune_bad_input_fails_cleanly_and_writes_nothing(tmp_path: Path, weights
         assert result.exit_code == 2
         assert len(result.stderr.strip().splitlines()) == 1 and name in result.stderr
         assert not list(tmp_path.glob(f"{Path(name).stem}.enhanced*"))
+
+
+def test_a_damaged_tiff_gives_one_line_and_no_decoder_chatter(tmp_path: Path) -> None:
+    """Pillow warns and tifffile logs about this file; in a real process only enhance's line shows."""
+    rgb = np.random.default_rng(1).integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    full = tmp_path / "full.tif"
+    Image.fromarray(rgb).save(full, compression="tiff_lzw")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(full.read_bytes()[:-1])  # the last byte of the directory
+    run = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "score", str(cut)],
+                         capture_output=True, text=True, cwd=Path(cli.__file__).parent, timeout=120)
+    assert run.returncode == 1
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"enhance: {cut}: ")
 
 
 def test_apply_reproduces_the_tuned_image(tmp_path: Path, weights: str) -> None:
