@@ -145,7 +145,7 @@ def climb_batch(
     t_tune = (time.perf_counter() - t0) / max(n, 1)
     with torch.no_grad():
         return [Climb(im, recipe, bounded(recipe, best_u[i]), before_proxy[i], Opinion.of(best_dist[i]), steps_done[i],
-                      evaluations[i], "adam", [round(h, 5) for h in history[i]], t_tune, flags[i], scales[i])
+                      evaluations[i], "adam", [round(h, 5) for h in history[i]], t_tune, scales[i])
                 for i, im in enumerate(images)]
 
 

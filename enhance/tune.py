@@ -317,8 +317,12 @@ class Climb:
     optimizer: str
     history: list[float]
     seconds: float          # tuning time
-    linear: bool = False
-    hdr_scale: float | None = None
+    hdr_scale: float | None = None  # HDR input: the gain applied to the radiance (None: a display-referred photo)
+
+    @property
+    def linear(self) -> bool:
+        """Whether the climb tuned scene-referred radiance."""
+        return self.hdr_scale is not None
 
     @property
     def gain(self) -> float:
@@ -451,7 +455,7 @@ def climb(
     with torch.no_grad():
         best = bounded(recipe, best_u)
     return Climb(image, recipe, best, before_proxy, Opinion.of(best_dist), steps_done, evaluations, optimizer,
-                 [round(h, 5) for h in history], time.perf_counter() - t0, linear, scale)
+                 [round(h, 5) for h in history], time.perf_counter() - t0, scale)
 
 
 @torch.no_grad()
@@ -504,20 +508,21 @@ def finish_best(
     at their operator's identity, so the result renders with the whole ``recipe``; if no render
     holds, the input is returned."""
     done: dict[int, tuple[torch.Tensor, TuneResult]] = {}
+    held: int | None = None  # the stage kept
     for i in sorted(range(len(climbs)), key=lambda k: -climbs[k].gain):
         done[i] = finish(climbs[i], scorer, crops=crops, seed=seed)
         if not done[i][1].kept_input:
+            held = i
             break
-    held = [i for i, (_, r) in done.items() if not r.kept_input]
-    i = held[0] if held else 0
+    i = 0 if held is None else held
     output, chosen = done[i]
     ops = [{"name": st.op.name, "params": st.op.identity} for st in recipe.stages]
     ops[i] = chosen.ops[0]
     failed = " (not above the input on the full render)"
-    gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" + (failed if k in done and k not in held else "")
+    gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" + (failed if k in done and k != held else "")
                       for k, (st, c) in enumerate(zip(recipe.stages, climbs)))
     note = (f"{recipe.stages[i].op.name} kept of the operators tuned alone (proxy score gain: {gains})"
-            if held else chosen.note)
+            if held is not None else chosen.note)
     seconds = {"tune": round(sum(c.seconds for c in climbs), 3),
                "render": round(sum(r.seconds["render"] for _, r in done.values()), 3)}
     return output, replace(chosen, ops=ops, note=note, seconds=seconds,
