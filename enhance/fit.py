@@ -24,16 +24,12 @@ import torch
 from enhance.io import Photo, read
 from enhance.recipe import Recipe
 from enhance.tune import (
-    Climb, Opinion, Params, TuneResult, Views, _check_finite, _unconstrained, apply_pipeline, bounded, check_hdr,
-    display, finish, finish_best, hdr_scale, identity_pull, ops_record, params_from_values, repeatable, scored_render,
+    Params, TuneResult, Views, _check_finite, _pipeline, _unconstrained, bounded, check_hdr, climb_batch, display,
+    finish, finish_best, hdr_scale, identity_pull, ops_record, params_from_values, repeatable, scored_render,
 )
 from nima import Scorer, mean_score
 
 U = list[dict[str, torch.Tensor]]  # unconstrained parameters, one dict per stage
-
-
-def _pipeline(recipe: Recipe, params: Params, linear: bool) -> Callable[[torch.Tensor, int | None], torch.Tensor]:
-    return lambda image, ref: apply_pipeline(image, recipe, params, ref, linear)
 
 
 # --- several photos, each its own parameters ------------------------------------------------------
@@ -74,79 +70,6 @@ def tune_batch(
         alone = [up(recipe.alone(i)) for i in range(len(recipe.stages))]
         return [finish_best(recipe, [climbs[k] for climbs in alone], scorer, crops=crops, seed=seed) for k in range(n)]
     return [finish(c, scorer, crops=crops, seed=seed) for c in up(recipe)]
-
-
-def climb_batch(
-    images: Sequence[torch.Tensor], recipe: Recipe, scorer: Scorer, *, steps: int | None, strength: float | None,
-    seed: int, lr: float, crops: int, patience: int, linear: Sequence[bool],
-) -> list[Climb]:
-    """The tuning of :func:`tune_batch` (all stages together), one :class:`Climb` per image;
-    each climb's ``seconds`` is the shared tuning time divided by the number of images."""
-    n, flags = len(images), list(linear)
-    scales = [hdr_scale(im) if lin else None for im, lin in zip(images, flags)]
-    images = [im if sc is None else im * sc for im, sc in zip(images, scales)]
-    steps = recipe.steps if steps is None else steps
-    strength = recipe.strength if strength is None else strength
-    size = scorer.input_size
-    t0 = time.perf_counter()
-    views = [Views.of(im, recipe, crops, size, seed) for im in images]
-
-    def objective(idx: list[int], u: list[U]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        params = [bounded(recipe, u[i]) for i in idx]
-        shots = [views[i].render(size, _pipeline(recipe, p, flags[i])) for i, p in zip(idx, params)]
-        dists = list(scorer(torch.cat(shots)).split([s.shape[0] for s in shots]))
-        objs = [mean_score(d).mean() - strength * identity_pull(recipe, p).sum() for d, p in zip(dists, params)]
-        return objs, dists
-
-    u0 = [_unconstrained(recipe, 1, im.device) for im in images]
-    everyone = list(range(n))
-    with torch.no_grad():
-        objs0, dists0 = objective(everyone, u0)
-        plain = [display(im) if lin else None for im, lin in zip(images, flags)]
-        before_proxy = [Opinion.of(scorer(Views.of(p, recipe, crops, size, seed).render(size))) if p is not None
-                        else Opinion.of(d) for p, d in zip(plain, dists0)]
-    for o in objs0:
-        _check_finite(o, "the score")
-    best_u, best_obj, best_dist = list(u0), [float(o) for o in objs0], list(dists0)
-    history = [[float(mean_score(d).mean())] for d in dists0]
-    evaluations, steps_done, since_best = [1] * n, [0] * n, [0] * n
-
-    live = [[{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in ui] for ui in u0]
-    opt = torch.optim.Adam([t for ui in live for d in ui for t in d.values()], lr=lr)
-    active = everyone
-    with repeatable(next(scorer.parameters()).device):  # forward and backward passes alike
-        for step in range(1, steps + 1):
-            if not active:
-                break
-            opt.zero_grad(set_to_none=True)
-            objs, dists = objective(active, live)
-            for o in objs:
-                _check_finite(o, "the score")
-            (-torch.stack(objs).sum()).backward()
-            stopped = []
-            for i, obj, dist in zip(active, objs, dists):
-                for t in (t for d in live[i] for t in d.values()):
-                    _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
-                evaluations[i] += 1
-                steps_done[i] = step
-                history[i].append(float(mean_score(dist.detach()).mean()))
-                if float(obj.detach()) > best_obj[i] + 1e-4:
-                    best_obj[i], best_dist[i], since_best[i] = float(obj.detach()), dist.detach(), 0
-                    best_u[i] = [{k: v.detach().clone() for k, v in d.items()} for d in live[i]]
-                else:
-                    since_best[i] += 1
-                if since_best[i] >= patience:
-                    stopped.append(i)
-                    for d in live[i]:
-                        for t in d.values():
-                            t.grad = None  # Adam leaves parameters without a gradient alone
-            active = [i for i in active if i not in stopped]
-            opt.step()
-    t_tune = (time.perf_counter() - t0) / max(n, 1)
-    with torch.no_grad():
-        return [Climb(im, recipe, bounded(recipe, best_u[i]), before_proxy[i], Opinion.of(best_dist[i]), steps_done[i],
-                      evaluations[i], "adam", [round(h, 5) for h in history[i]], t_tune, scales[i])
-                for i, im in enumerate(images)]
 
 
 # --- one parameter set for a whole set of photos -------------------------------------------------

@@ -384,78 +384,136 @@ def tune(
     return finish(up(recipe), scorer, crops=crops, seed=seed)
 
 
+def _pipeline(recipe: Recipe, params: Params, linear: bool) -> Callable[[torch.Tensor, int | None], torch.Tensor]:
+    """``recipe`` with ``params`` as the ``pipeline(image, ref_size)`` that :meth:`Views.render` takes."""
+    return lambda image, ref: apply_pipeline(image, recipe, params, ref, linear)
+
+
 def climb(
     image: torch.Tensor, recipe: Recipe, scorer: Scorer, *, steps: int | None, strength: float | None, seed: int,
     optimizer: str, lr: float, crops: int, patience: int, linear: bool,
     on_step: Callable[[int, float], None] | None,
 ) -> Climb:
     """The tuning of :func:`tune` on the views of (1,3,H,W) ``image`` (all stages together),
-    without the full-resolution render."""
-    scale = None
-    if linear:
-        scale = hdr_scale(image)
-        image = image * scale
-    torch.manual_seed(seed)
+    without the full-resolution render. Adam climbs as a batch of one (:func:`climb_batch`)."""
+    if optimizer == "adam":
+        return climb_batch([image], recipe, scorer, steps=steps, strength=strength, seed=seed, lr=lr, crops=crops,
+                           patience=patience, linear=[linear], on_step=on_step)[0]
+    if optimizer != "nelder-mead":
+        raise ValueError(f"unknown optimizer {optimizer!r}: use 'adam' or 'nelder-mead'")
+    scale = hdr_scale(image) if linear else None
+    image = image if scale is None else image * scale
     steps = recipe.steps if steps is None else steps
     strength = recipe.strength if strength is None else strength
-    device = image.device
     size = scorer.input_size
     t0 = time.perf_counter()
     views = Views.of(image, recipe, crops, size, seed)
-    u0 = _unconstrained(recipe, 1, device)
+    u0 = _unconstrained(recipe, 1, image.device)
 
     def objective(u: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         params = bounded(recipe, u)
-        dist = scorer(views.render(size, lambda im, ref: apply_pipeline(im, recipe, params, ref, linear)))
-        score = mean_score(dist).mean()
-        return score - strength * identity_pull(recipe, params).sum(), dist
+        dist = scorer(views.render(size, _pipeline(recipe, params, linear)))
+        return mean_score(dist).mean() - strength * identity_pull(recipe, params).sum(), dist
 
     with torch.no_grad():
         start_obj, dist0 = objective(u0)
-        if linear:  # the start of an HDR pipeline is not the input: score the plain encoding
-            before_proxy = Opinion.of(scorer(Views.of(display(image), recipe, crops, size, seed).render(size)))
-        else:
-            before_proxy = Opinion.of(dist0)
+        before_proxy = _before(scorer, image, recipe, crops, seed, linear, dist0)
     _check_finite(start_obj, "the score")
-    best_u, best_obj, best_dist = u0, float(start_obj), dist0
     history = [float(mean_score(dist0).mean())]
-    evaluations = 1
-
-    with repeatable(device):  # forward and backward passes alike
-        if optimizer == "adam":
-            u = [{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in u0]
-            opt = torch.optim.Adam([t for d in u for t in d.values()], lr=lr)
-            since_best, step = 0, 0
-            for step in range(1, steps + 1):
-                opt.zero_grad(set_to_none=True)
-                obj, dist = objective(u)
-                _check_finite(obj, "the score")
-                (-obj).backward()
-                for d in u:
-                    for t in d.values():
-                        _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
-                evaluations += 1
-                history.append(float(mean_score(dist.detach()).mean()))
-                if float(obj.detach()) > best_obj + 1e-4:
-                    best_obj, best_dist, since_best = float(obj.detach()), dist.detach(), 0
-                    best_u = [{k: v.detach().clone() for k, v in d.items()} for d in u]
-                else:
-                    since_best += 1
-                if on_step:
-                    on_step(step, history[-1])
-                if since_best >= patience:
-                    break
-                opt.step()
-            steps_done = step
-        elif optimizer == "nelder-mead":
-            best_u, best_obj, best_dist, steps_done, evaluations = _nelder_mead(
-                u0, objective, steps, history, on_step)
-        else:
-            raise ValueError(f"unknown optimizer {optimizer!r}: use 'adam' or 'nelder-mead'")
+    with repeatable(image.device):
+        best_u, _, best_dist, steps_done, evaluations = _nelder_mead(u0, objective, steps, history, on_step)
     with torch.no_grad():
         best = bounded(recipe, best_u)
     return Climb(image, recipe, best, before_proxy, Opinion.of(best_dist), steps_done, evaluations, optimizer,
                  [round(h, 5) for h in history], time.perf_counter() - t0, scale)
+
+
+@torch.no_grad()
+def _before(scorer: Scorer, image: torch.Tensor, recipe: Recipe, crops: int, seed: int, linear: bool,
+            dist0: torch.Tensor) -> Opinion:
+    """The input's opinion on the tuning views: ``dist0`` (the pipeline at its start) for a photo;
+    for HDR radiance, whose pipeline start is not the input, the plain display encoding's."""
+    if not linear:
+        return Opinion.of(dist0)
+    size = scorer.input_size
+    return Opinion.of(scorer(Views.of(display(image), recipe, crops, size, seed).render(size)))
+
+
+def climb_batch(
+    images: Sequence[torch.Tensor], recipe: Recipe, scorer: Scorer, *, steps: int | None, strength: float | None,
+    seed: int, lr: float, crops: int, patience: int, linear: Sequence[bool],
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[Climb]:
+    """Adam on each (1,3,H,W) image of ``images`` with its own parameters, views, best-so-far and
+    early stop, and one scorer call per step on the views of all images still climbing (those that
+    stopped leave the batch). One :class:`Climb` per image; each one's ``seconds`` is the shared
+    tuning time divided by the number of images. ``on_step(step, score)``: the mean score of the
+    images climbing at that step."""
+    n, flags = len(images), list(linear)
+    scales = [hdr_scale(im) if lin else None for im, lin in zip(images, flags)]
+    images = [im if sc is None else im * sc for im, sc in zip(images, scales)]
+    steps = recipe.steps if steps is None else steps
+    strength = recipe.strength if strength is None else strength
+    size = scorer.input_size
+    t0 = time.perf_counter()
+    views = [Views.of(im, recipe, crops, size, seed) for im in images]
+
+    def objective(idx: list[int], u: list[list[dict[str, torch.Tensor]]]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        params = [bounded(recipe, u[i]) for i in idx]
+        shots = [views[i].render(size, _pipeline(recipe, p, flags[i])) for i, p in zip(idx, params)]
+        dists = list(scorer(torch.cat(shots)).split([s.shape[0] for s in shots]))
+        objs = [mean_score(d).mean() - strength * identity_pull(recipe, p).sum() for d, p in zip(dists, params)]
+        return objs, dists
+
+    u0 = [_unconstrained(recipe, 1, im.device) for im in images]
+    everyone = list(range(n))
+    with torch.no_grad():
+        objs0, dists0 = objective(everyone, u0)
+        before_proxy = [_before(scorer, im, recipe, crops, seed, lin, d) for im, lin, d in zip(images, flags, dists0)]
+    for o in objs0:
+        _check_finite(o, "the score")
+    best_u, best_obj, best_dist = list(u0), [float(o) for o in objs0], list(dists0)
+    history = [[float(mean_score(d).mean())] for d in dists0]
+    evaluations, steps_done, since_best = [1] * n, [0] * n, [0] * n
+
+    live = [[{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in ui] for ui in u0]
+    opt = torch.optim.Adam([t for ui in live for d in ui for t in d.values()], lr=lr)
+    active = everyone
+    with repeatable(next(scorer.parameters()).device):  # forward and backward passes alike
+        for step in range(1, steps + 1):
+            if not active:
+                break
+            opt.zero_grad(set_to_none=True)
+            objs, dists = objective(active, live)
+            for o in objs:
+                _check_finite(o, "the score")
+            (-torch.stack(objs).sum()).backward()
+            stopped = []
+            for i, obj, dist in zip(active, objs, dists):
+                for t in (t for d in live[i] for t in d.values()):
+                    _check_finite(t.grad, "the gradients")  # type: ignore[arg-type]
+                evaluations[i] += 1
+                steps_done[i] = step
+                history[i].append(float(mean_score(dist.detach()).mean()))
+                if float(obj.detach()) > best_obj[i] + 1e-4:
+                    best_obj[i], best_dist[i], since_best[i] = float(obj.detach()), dist.detach(), 0
+                    best_u[i] = [{k: v.detach().clone() for k, v in d.items()} for d in live[i]]
+                else:
+                    since_best[i] += 1
+                if since_best[i] >= patience:
+                    stopped.append(i)
+                    for d in live[i]:
+                        for t in d.values():
+                            t.grad = None  # Adam leaves parameters without a gradient alone
+            if on_step:
+                on_step(step, sum(history[i][-1] for i in active) / len(active))
+            active = [i for i in active if i not in stopped]
+            opt.step()
+    t_tune = (time.perf_counter() - t0) / max(n, 1)
+    with torch.no_grad():
+        return [Climb(im, recipe, bounded(recipe, best_u[i]), before_proxy[i], Opinion.of(best_dist[i]), steps_done[i],
+                      evaluations[i], "adam", [round(h, 5) for h in history[i]], t_tune, scales[i])
+                for i, im in enumerate(images)]
 
 
 @torch.no_grad()

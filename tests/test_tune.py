@@ -32,6 +32,16 @@ def test_tune_is_deterministic_for_a_seed(tiny_scorer: Scorer) -> None:
     assert torch.equal(out1, out2) and r1.ops == r2.ops and r1.history == r2.history
 
 
+def test_tune_leaves_the_global_random_state_alone(tiny_scorer: Scorer) -> None:
+    image = _photo()
+    for optimizer in ("adam", "nelder-mead"):
+        torch.manual_seed(123)
+        expected = torch.rand(3)
+        torch.manual_seed(123)
+        tune(image, Recipe.from_ops(["exposure"]), tiny_scorer, steps=2, seed=7, optimizer=optimizer)
+        assert torch.equal(torch.rand(3), expected), optimizer
+
+
 def test_tune_keeps_the_best_parameters_seen_and_reports_both_scores(tiny_scorer: Scorer) -> None:
     image = _photo()
     out, result = tune(image, Recipe.from_ops(["tonemap"]), tiny_scorer, steps=6, strength=0.0)
