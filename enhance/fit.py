@@ -1,8 +1,9 @@
 """Tuning many photos at once.
 
 ``tune_batch`` tunes a few photos together, each with its own parameters, so that the scorer sees
-all their views in one batch (what a GPU wants); it follows :func:`enhance.tune.tune` step for
-step, per photo (own views, best-so-far, early stopping, kept-input check).
+all their views in one batch (what a GPU wants); it runs the Adam loop that
+:func:`enhance.tune.tune` runs on one photo (:func:`enhance.tune.climb_batch`), per photo (own
+views, best-so-far, early stopping, kept-input check).
 
 ``fit_shared`` fits ONE parameter set to a whole set of photos, maximising their mean score, the
 way a camera pipeline or a denoiser's strength is set once for a shoot; ``apply_values`` then
