@@ -458,7 +458,9 @@ def climb_batch(
     t0 = time.perf_counter()
     views = [Views.of(im, recipe, crops, size, seed) for im in images]
 
-    def objective(idx: list[int], u: list[list[dict[str, torch.Tensor]]]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def objective(
+        idx: list[int], u: list[list[dict[str, torch.Tensor]]],
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         params = [bounded(recipe, u[i]) for i in idx]
         shots = [views[i].render(size, _pipeline(recipe, p, flags[i])) for i, p in zip(idx, params)]
         dists = list(scorer(torch.cat(shots)).split([s.shape[0] for s in shots]))
