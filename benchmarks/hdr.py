@@ -18,6 +18,8 @@ predicted score on the tuner's views (proxy and two crops) with the installed we
     OMP_NUM_THREADS=2 python benchmarks/hdr.py [--limit N] [--stride S] [--steps S] [--csv per_scene.csv] [--ceiling]
 
 ``--ceiling`` runs only ``tonemap`` fitted to each target by PSNR: what the operator can express.
+``--spread`` only prints the median log-luminance spread of the Kodak targets and of the best-rated
+quarter of CLIVE (the data a scene-adaptive default compression would be calibrated on).
 
 Tuning takes about 5 s (``tonemap``) and 10 s (``tonemap_local``) per scene on this 2-core CPU;
 ``--stride 3`` (8 scenes) is a quick subset, which flattered the tuner (benchmarks/RESULTS.md).
@@ -48,6 +50,7 @@ from enhance.tune import (  # noqa: E402
 from nima import Scorer  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
+CLIVE = ROOT.parent / "shared" / "data" / "clive"
 GREY = math.log2(0.18)
 CEILING = "tonemap fitted to the target (ceiling)"
 EPS = 2.0**-14  # below the darkest non-zero 8-bit sRGB level (~3e-4 linear)
@@ -132,6 +135,26 @@ def fit_to_target(
         return render(scaled, recipe, params, linear=True).clamp(0, 1), fitted
 
 
+def spread(path: Path) -> tuple[float, float]:
+    """EV between the 5th and 95th, and the 1st and 99th, percentiles of a photo's linear luminance."""
+    lin = srgb_to_linear(torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255))
+    log_y = torch.log2(luminance(lin.permute(2, 0, 1)[None]).flatten().double() + 2.0**-20)
+    q = torch.quantile(log_y, torch.tensor([0.01, 0.05, 0.95, 0.99], dtype=torch.float64)).tolist()
+    return q[2] - q[1], q[3] - q[0]
+
+
+def print_spreads() -> None:
+    """Median spreads of the Kodak targets and of the best-rated quarter of CLIVE."""
+    from nima.data.readers import read_clive
+
+    rated = sorted(read_clive(str(CLIVE)).samples, key=lambda s: -s.mean)
+    for name, paths in (("kodak", sorted(KODAK.glob("kodim*.png"))),
+                        ("clive, best-rated quarter", [Path(s.path) for s in rated[: len(rated) // 4]])):
+        ev = np.array([spread(p) for p in paths])
+        print(f"{name} ({len(paths)} photos): median EV 5th-95th {np.median(ev[:, 0]):.2f}, "
+              f"1st-99th {np.median(ev[:, 1]):.2f}")
+
+
 def predicted(scorer: Scorer, image: torch.Tensor, recipe: Recipe) -> float:
     """Mean predicted score on the views the tuner scores its full render with."""
     with torch.no_grad():
@@ -147,9 +170,14 @@ def main() -> None:
     ap.add_argument("--csv", type=Path, help="write per-scene figures here")
     ap.add_argument("--ceiling", action="store_true",
                     help="only `tonemap` fitted to each target by PSNR: what the operator can reach")
+    ap.add_argument("--spread", action="store_true",
+                    help="only the log-luminance spreads of the Kodak targets and the best-rated CLIVE photos")
     args = ap.parse_args()
     if not KODAK.is_dir():
         print(f"skipped: {KODAK} not present (a fresh clone)")
+        return
+    if args.spread:
+        print_spreads()
         return
     from nima import load_scorer
 
