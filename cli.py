@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"enhance: {message}", err=True)
     sys.exit(2)
 
@@ -53,12 +55,58 @@ def quiet_decoders() -> None:
 
     warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     logging.getLogger("tifffile").setLevel(logging.CRITICAL + 1)
+    keep_python_output()
+
+
+def keep_python_output() -> None:
+    """Make ``sys.stdout`` and ``sys.stderr`` write to duplicates of descriptors 1 and 2, so that
+    ``enhance.io.quiet_decoders`` (which points 1 and 2 at /dev/null while a C decoder runs in one
+    thread) never swallows what another thread prints. Streams that are not descriptors 1 and 2
+    (a test's captured output) are left alone."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        try:
+            if stream.fileno() != fd:
+                continue
+        except (AttributeError, OSError, ValueError):
+            continue
+        stream.flush()
+        line = getattr(stream, "line_buffering", False) or name == "stderr"
+        setattr(sys, name, open(os.dup(fd), "w", buffering=1 if line else -1, encoding=stream.encoding,
+                                 errors=stream.errors))
+
+
+def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--device: auto, cpu, cuda or cuda:N, checked against this machine before any work."""
+    if value is None or value == "auto":
+        return value
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        _fail(f"--device {value!r}: not a device (auto, cpu, cuda or cuda:N)")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            _fail(f"--device {value!r}: CUDA is not available on this machine (use cpu or auto)")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            _fail(f"--device {value!r}: no such CUDA device (this machine has {count}: cuda:0..cuda:{count - 1})")
+    elif device.type != "cpu":
+        _fail(f"--device {value!r}: not supported (auto, cpu, cuda or cuda:N)")
+    return value
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        _fail(f"--{(param.name or '').replace('_', '-')} {value}: expected a finite number")
+    return value
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--device", default="auto", show_default=True, callback=_device, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per image: path, mean, std, dist.")
 def score(paths: tuple[str, ...], weights: str | None, device: str, as_json: bool) -> None:
     """Predict the opinion-score distribution of images and folders of images."""
@@ -86,26 +134,39 @@ def score(paths: tuple[str, ...], weights: str | None, device: str, as_json: boo
 @click.option("--dataset", "dataset", required=True, help="KIND:PATH, KIND one of ava, tid2013, clive, koniq, csv.")
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
 @click.option("--split", type=click.Choice(["val", "train"]), help="Only this split of the run recorded in the weights.")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object: n, srcc, plcc, emd1, emd2, accuracy.")
+@click.option("--device", default="auto", show_default=True, callback=_device, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object: n, srcc, plcc, emd1, emd2, accuracy, scale, skipped (null: not computable).")
 def evaluate(dataset: str, weights: str | None, split: str | None, device: str, as_json: bool) -> None:
     """Agreement of the scorer with the human ratings of a dataset."""
     from nima.data import open_dataset
     from nima.evaluate import evaluate_samples, select_split
 
-    scorer = _scorer(weights, device)
     try:
         ratings = open_dataset(dataset)
+    except ValueError as exc:
+        _fail(str(exc))
+    for line in ratings.unusable:
+        click.echo(f"enhance: {line}", err=True)
+    if ratings.skipped:
+        click.echo(f"enhance: {dataset}: {ratings.skipped} rows skipped (no usable image), "
+                   f"{len(ratings.samples)} used", err=True)
+    if not ratings.samples:
+        _fail(f"{dataset}: no usable images")
+    scorer = _scorer(weights, device)
+    try:
         samples = select_split(ratings.samples, ratings.root, scorer.meta, split)
     except ValueError as exc:
         _fail(str(exc))
     figures: dict[str, Any] = dict(evaluate_samples(scorer.model, samples, next(scorer.parameters()).device))
     figures["scale"] = ratings.scale.name
-    if as_json:
-        click.echo(json.dumps(figures))
+    figures["skipped"] = ratings.skipped
+    if as_json:  # strict JSON: a figure that cannot be computed (NaN) is null
+        click.echo(json.dumps({k: v if not isinstance(v, float) or math.isfinite(v) else None
+                               for k, v in figures.items()}, allow_nan=False))
     else:
         click.echo(f"{ratings.kind} ({ratings.scale.name}), {figures['n']} images"
-                   + (f", split {split}" if split else ""))
+                   + (f", split {split}" if split else "") + (f", {ratings.skipped} skipped" if ratings.skipped else ""))
         for key in ("srcc", "plcc", "emd1", "emd2", "accuracy"):
             click.echo(f"  {key:9s}{figures[key]:.4f}")
 
@@ -147,7 +208,7 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--seed", type=int, help="Initialisation, data order and augmentation.")
 @click.option("--split-seed", type=int, help="Chooses the validation split (keep it across runs you compare).")
 @click.option("--workers", type=int)
-@click.option("--device")
+@click.option("--device", callback=_device, help="auto, cpu, cuda or cuda:N.")
 @click.option("--no-pretrained", is_flag=True, help="Start the backbone from random weights.")
 @click.option("--resume", is_flag=True, help="Continue the run from its last saved epoch.")
 def train(preset: str | None, no_pretrained: bool, **options: Any) -> None:
@@ -198,6 +259,11 @@ def _shares(value: str | None) -> list[float] | None:
         raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
 
 
+def _reads(recipe: str | None, weights: str | None) -> list[str]:
+    """The files besides the photos that a command reads (a recipe file, weights): never outputs."""
+    return [p for p in (recipe, weights) if p is not None and os.path.isfile(p)]
+
+
 def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
     from enhance.tune import as_recipe
 
@@ -215,11 +281,12 @@ def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
 @click.option("--op", "ops", multiple=True, help="Operator to tune; repeat for a pipeline (see `enhance recipes`).")
 @click.option("--recipe", help="A shipped recipe's name or a TOML file.")
 @click.option("--steps", type=click.IntRange(1, 10_000), help="Step budget (default: the recipe's, 50).")
-@click.option("--strength", type=click.FloatRange(0, 100), help="Pull toward identity (default: the recipe's).")
+@click.option("--strength", type=click.FloatRange(0, 100), callback=_finite,
+              help="Pull toward identity (default: the recipe's).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adam", "nelder-mead"]), default="adam", show_default=True)
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--device", default="auto", show_default=True, callback=_device, help="auto, cpu, cuda or cuda:N.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sidecar record as JSON on stdout.")
 @click.option("--report", type=click.Path(), help="Write a self-contained HTML report here.")
@@ -229,22 +296,24 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
          strength: float | None, seed: int, optimizer: str, weights: str | None, device: str,
          force: bool, as_json: bool, report: str | None, bit_depth: str | None) -> None:
     """Tune operators on one photo to raise its predicted score; write the photo and a JSON sidecar."""
-    from enhance.files import default_output, sidecar_path, tune_file
+    from enhance.files import check_tune, default_output, sidecar_path, tune_file
     from enhance.io import ImageError
     from enhance.tune import TuneError
 
     chosen = _recipe(ops, recipe)
-    scorer = _scorer(weights, device)
     target = out or str(default_output(src))
+    reads = _reads(recipe, weights)
     try:
-        record = tune_file(src, target, chosen, scorer, force=force, seed=seed, steps=steps,
-                           strength=strength, optimizer=optimizer, bit_depth=int(bit_depth) if bit_depth else None)
-    except (ImageError, FileExistsError, TuneError, ValueError) as exc:
+        check_tune(src, target, force=force, report=report, inputs=reads)  # before loading the scorer
+    except ValueError as exc:
         _fail(str(exc))
-    if report:
-        from enhance.report import file_item, write_report
-
-        write_report(report, [file_item(src, target, record)], title=f"enhance tune {src}")
+    scorer = _scorer(weights, device)
+    try:
+        record = tune_file(src, target, chosen, scorer, force=force, seed=seed, steps=steps, strength=strength,
+                           optimizer=optimizer, bit_depth=int(bit_depth) if bit_depth else None, report=report,
+                           inputs=reads)
+    except (ImageError, TuneError, ValueError, OSError) as exc:
+        _fail(" ".join(str(exc).split()))
     if as_json:
         click.echo(json.dumps(record))
         return
@@ -253,6 +322,9 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
         click.echo(f"{src}: no improvement found ({before:.3f}); wrote the input unchanged to {target}")
     else:
         click.echo(f"{src}: score {before:.3f} -> {after:.3f} in {record['steps']} steps; wrote {target}")
+    if Path(target).suffix.lower() != Path(src).suffix.lower() and out is None:
+        click.echo(f"  ({Path(src).suffix} files cannot be written: the output is a "
+                   f"{bit_depth or 16}-bit PNG; give -o for another format)")
     if chosen.select == "best":
         click.echo(f"  {record['note']}")
     for o in record["ops"]:
@@ -274,7 +346,7 @@ def apply_cmd(src: str, out: str, params_file: str, force: bool, bit_depth: str 
 
     try:
         done = apply_file(src, out, params_file, force=force, bit_depth=int(bit_depth) if bit_depth else None)
-    except (ImageError, FileExistsError, ValueError) as exc:
+    except (ImageError, ValueError) as exc:
         _fail(str(exc))
     click.echo(f"{src}: applied {', '.join(o['name'] for o in done['ops'])}; wrote {out}")
 
@@ -301,16 +373,25 @@ def recipes() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--top", type=click.IntRange(1), help="Show only the K best.")
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, callback=_device, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per image, best first.")
 @click.option("--report", type=click.Path(), help="Write a self-contained HTML page of the ranking here.")
+@click.option("--force", is_flag=True, help="Replace an existing --report file that enhance did not write.")
 def rank(paths: tuple[str, ...], top: int | None, weights: str | None, device: str, as_json: bool,
-         report: str | None) -> None:
+         report: str | None, force: bool) -> None:
     """Sort images by predicted mean score, best first."""
     from enhance.rank import find_images, rank_files
 
-    scorer = _scorer(weights, device)
     files, missing = find_images(paths)
+    if report:
+        from enhance.outputs import check_writes
+        from enhance.report import is_report
+
+        try:
+            check_writes([report], [*files, *_reads(None, weights)], force=force, owned=is_report)
+        except ValueError as exc:
+            _fail(str(exc))
+    scorer = _scorer(weights, device)
     ranked, errors = rank_files(files, scorer)
     for path in missing:
         click.echo(f"enhance: {path}: no such file or folder", err=True)
@@ -338,16 +419,18 @@ def rank(paths: tuple[str, ...], top: int | None, weights: str | None, device: s
 @click.option("--steps", type=click.IntRange(1, 10_000), help="Step budget (default: the recipe's, 50).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--device", default="auto", show_default=True, callback=_device, help="auto, cpu, cuda or cuda:N.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Photos tuned at once, each in its own thread with 1/N of torch's CPU threads.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per photo (its manifest line) on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--distributed", is_flag=True, help="Run as one rank of `torchrun` (automatic when WORLD_SIZE > 1).")
 @click.option("--report", type=click.Path(), help="Write a self-contained HTML page of the tuned photos here.")
+@click.option("--force", is_flag=True, help="Replace existing files in OUTDIR that no earlier run of this batch "
+              "wrote (by default their photos fail).")
 def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: str | None, shared: bool,
           steps: int | None, seed: int, weights: str | None, device: str, jobs: int, as_json: bool, quiet: bool,
-          distributed: bool, report: str | None) -> None:
+          distributed: bool, report: str | None, force: bool) -> None:
     """Tune every photo of files and folders (recursive) into OUTDIR, keeping the layout.
 
     Each output gets a JSON sidecar and a line in OUTDIR/manifest.jsonl; running the same command
@@ -355,15 +438,44 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
     overlap tuning; --jobs N tunes N photos at once (on 2 cores, --jobs 2 keeps both busy with one
     torch thread each); on a GPU photos are tuned 8 at a time in one scorer batch. Under
     `torchrun --nproc-per-node M -m cli batch ...` every rank takes every M-th photo.
+    Existing files in OUTDIR that no earlier run recorded in its manifest are the user's: their
+    photos fail unless --force. Ctrl-C stops at once (exit status 130); run again to resume.
     Exit status 1 when any photo failed.
     """
+    chosen = _recipe(ops, recipe)
+    previous = signal.signal(signal.SIGINT, _interrupt)
+    try:
+        _batch(inputs, outdir, chosen, shared, steps, seed, weights, device, jobs, as_json, quiet, distributed,
+               report, force, _reads(recipe, weights))
+    except KeyboardInterrupt:
+        # Leave at once: the finished photos are on disk with their manifest lines, and what was in
+        # flight is redone by the next run. os._exit skips waiting for the threads tuning them and
+        # the interpreter's teardown, which aborts ("terminate called ...") under torch's threads.
+        click.echo("\nenhance: interrupted; finished photos are kept, run the same command again to resume",
+                   err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """The first Ctrl-C of a batch stops it (KeyboardInterrupt); later ones are ignored while it stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _batch(inputs: tuple[str, ...], outdir: str, chosen: Any, shared: bool, steps: int | None, seed: int,
+           weights: str | None, device: str, jobs: int, as_json: bool, quiet: bool, distributed: bool,
+           report: str | None, force: bool, reads: list[str]) -> None:
+    """The body of ``batch``."""
     from contextlib import nullcontext
 
     from tqdm import tqdm
 
     from enhance.batch import BatchError, process_group, tune_folder
 
-    chosen = _recipe(ops, recipe)
     distributed = distributed or int(os.environ.get("WORLD_SIZE", "1")) > 1
     with process_group(device) if distributed else nullcontext((0, 1, device)) as (rank, _, device):
         scorer = _scorer(weights, device)
@@ -387,7 +499,7 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
         try:
             done = tune_folder(inputs, outdir, chosen, scorer, shared=shared, steps=steps, seed=seed, jobs=jobs,
                                distributed=distributed, on_plan=on_plan, on_record=on_record,
-                               on_fit_step=lambda i, s: fit_bar.update())
+                               on_fit_step=lambda i, s: fit_bar.update(), force=force, report=report, reads=reads)
         except (BatchError, ValueError) as exc:
             _fail(str(exc))
         finally:
@@ -401,10 +513,6 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
             click.echo(f"fit on {fit.images} images: mean score {fit.before:.3f} -> {fit.after:.3f}"
                        + (" (no gain: identity kept)" if fit.kept_input else ""), err=as_json)
         click.echo(done.line(), err=as_json)
-        if report:
-            from enhance.report import folder_items, write_report
-
-            write_report(report, folder_items(outdir, done.records), title=f"enhance batch -o {outdir}")
     if distributed:
         _leave_distributed(0 if done.ok else 1)
     if not done.ok:

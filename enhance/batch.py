@@ -4,15 +4,23 @@ and encoding overlapped with tuning, and sharding across torch.distributed ranks
 Layout: a file named directly goes to ``OUTDIR/<name>``; the images found (recursively) in a
 folder keep their path relative to that folder. Each output gets the sidecar ``enhance tune``
 writes (``<output>.json``) and then one line in the manifest, ``OUTDIR/manifest.jsonl`` (one
-``manifest.rank<R>.jsonl`` per rank when distributed): input path, status (done, failed, skipped),
-error, full-render mean scores before and after, parameters, seconds, and the hashes that decide
-resuming.
+``manifest.rank<R>.jsonl`` per rank when distributed): input path, status (done, failed, skipped,
+or writing: the line before an output is written), error, full-render mean scores before and after,
+parameters, seconds, and the hashes that decide resuming. An input in a format that cannot be
+written (Radiance ``.hdr``/``.pic``, OpenEXR) gets a 16-bit PNG output (``scene.hdr`` -> ``scene.png``).
+
+Ownership: the files under OUTDIR that a manifest line names (written or about to be) are the
+run's own, replaced when needed; any other existing file is the user's, and its photo fails
+unless ``force``. The manifest, ``fitted.toml`` and every output are checked by
+:mod:`enhance.outputs` before any photo is read: nothing is written through a symlink that
+leaves OUTDIR, and no input is ever an output.
 
 Resuming: a photo is finished, and ``skipped``, when a ``done`` line of any manifest part has the
 same input sha256, recipe sha256 (the recipe's TOML text, steps, seed, strength and mode) and
 weights sha256, and its output still has the recorded sha256. Images and sidecars are written
-atomically before their manifest line, which is flushed and fsynced: a kill loses at most the photos
-in flight; its temp files are removed at the next start and a torn last line is ignored.
+atomically between a ``writing`` line and their ``done`` line, each flushed and fsynced: a kill
+loses at most the photos in flight; their temp files are removed at the next start and a torn last
+line is ignored.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ import torch
 
 from enhance.files import file_sha256, package_version, sidecar_path
 from enhance.fit import SharedFit, apply_values, fit_shared, tune_batch
-from enhance.io import ImageError, Photo, atomic_path, read, write, write_json
+from enhance.io import WRITE_EXTENSIONS, ImageError, Photo, atomic_path, read, write, write_json
+from enhance.outputs import Inputs, OutputError, check_writes, inside, opens_with
 from enhance.rank import find_images
 from enhance.recipe import Recipe, load_recipe
 from enhance.tune import TuneResult, as_recipe, tune
@@ -42,13 +51,14 @@ from nima import Scorer
 MANIFEST = "manifest.jsonl"
 FITTED = "fitted.toml"
 GPU_GROUP = 8  # photos tuned together on a GPU (one scorer batch of 3 views each)
-_STALE = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # what io.atomic_path leaves behind when killed
+_STALE = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp")  # what io.atomic_path leaves behind when killed
 
 Tuner = Callable[[list[Photo]], list[tuple[torch.Tensor, TuneResult]]]
 
 
 class BatchError(ValueError):
-    """A batch that cannot run as asked (output folder inside an input folder, clashing names)."""
+    """A batch that cannot run as asked (output folder inside an input folder, clashing names, a
+    manifest or fitted recipe it may not write)."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +72,6 @@ class Job:
 # --- planning -------------------------------------------------------------------------------------
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def plan(inputs: Iterable[str | Path], outdir: str | Path) -> tuple[list[Job], list[Path]]:
     """Jobs sorted by output path, and the inputs that do not exist. BatchError when the output
     folder is, or lies inside, an input folder, or when two inputs would share an output."""
@@ -76,16 +82,21 @@ def plan(inputs: Iterable[str | Path], outdir: str | Path) -> tuple[list[Job], l
         files, gone = find_images([entry])
         missing += gone
         if entry.is_dir():
-            if _inside(out, entry.resolve()):
+            if inside(out, entry.resolve()):
                 raise BatchError(f"{outdir}: the output folder lies inside the input folder {entry}")
-            pairs = [(f, f.relative_to(entry).as_posix()) for f in files]
+            pairs = [(f, _writable(f.relative_to(entry).as_posix())) for f in files]
         else:
-            pairs = [(f, f.name) for f in files]
+            pairs = [(f, _writable(f.name)) for f in files]
         for src, rel in pairs:
             if rel in jobs:
                 raise BatchError(f"{src} and {jobs[rel].src} would both be written to {rel}")
             jobs[rel] = Job(src, rel)
     return [jobs[k] for k in sorted(jobs)], missing
+
+
+def _writable(rel: str) -> str:
+    """``rel``, with a PNG extension when its own format cannot be written (HDR, EXR)."""
+    return rel if Path(rel).suffix.lower() in WRITE_EXTENSIONS else str(Path(rel).with_suffix(".png").as_posix())
 
 
 def shard(jobs: Sequence[Job], rank: int, world: int) -> list[Job]:
@@ -98,20 +109,24 @@ def target(outdir: str | Path, rel: str) -> Path:
     ``outdir`` (``..`` in the name, a symlinked folder or file pointing elsewhere)."""
     root = Path(outdir).resolve()
     path = Path(outdir) / rel
-    if not _inside(path.resolve(), root):
+    if not inside(path.resolve(), root):
         raise BatchError(f"{path}: the output would leave {outdir}; refused")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not _inside(path.resolve(), root):  # a link created meanwhile
+    if not inside(path.resolve(), root):  # a link created meanwhile
         raise BatchError(f"{path}: the output would leave {outdir}; refused")
     return path
 
 
-def clean_stale(outdir: str | Path) -> list[Path]:
-    """Remove the temp files a killed run left under ``outdir`` (``.<name>.<8 hex>.tmp``);
-    returns them. Symlinked folders are not followed."""
-    gone = [p for p in Path(outdir).rglob(".*.tmp") if _STALE.fullmatch(p.name) and p.is_file() and not p.is_symlink()]
-    for p in gone:
-        p.unlink(missing_ok=True)
+def clean_stale(outdir: str | Path, planned: Iterable[Path]) -> list[Path]:
+    """Remove the temp files a killed run left under ``outdir`` (``.<name>.<8 hex>.tmp``) for the
+    files of ``planned`` (paths under ``outdir``); returns them. Symlinked folders are not followed."""
+    names = {(p.parent, p.name) for p in planned}
+    gone = []
+    for p in Path(outdir).rglob(".*.tmp"):
+        match = _STALE.fullmatch(p.name)
+        if match and (p.parent, match.group(1)) in names and p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            gone.append(p)
     return gone
 
 
@@ -143,6 +158,27 @@ def read_manifest(outdir: str | Path) -> list[dict[str, Any]]:
             if isinstance(rec, dict):
                 records.append(rec)
     return records
+
+
+def is_manifest(path: str | Path) -> bool:
+    """True when every line of ``path`` but a torn last one is a manifest record (a JSON object with
+    a status and an output): a file ``batch`` may append to."""
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    for line in lines[:-1]:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            return False
+        if not (isinstance(rec, dict) and "status" in rec and "output" in rec):
+            return False
+    return True
+
+
+def owned_outputs(outdir: str | Path) -> set[Path]:
+    """The files under ``outdir`` that its manifest says a run wrote or was about to write: each
+    recorded output and its sidecar."""
+    rels = {str(r.get("output")) for r in read_manifest(outdir) if r.get("status") in ("writing", "done", "skipped")}
+    return {p for rel in rels for p in (Path(outdir) / rel, sidecar_path(Path(outdir) / rel))}
 
 
 class Manifest:
@@ -242,15 +278,14 @@ def run(
         return read(job.src), sha, time.perf_counter() - t0
 
     def fail(job: Job, reason: str) -> dict[str, Any]:
-        record = {"path": str(job.src), "output": job.rel, "status": "failed", "error": reason,
-                  "before": None, "after": None, "params": None, "seconds": None,
-                  "recipe_sha256": recipe_sha, "weights_sha256": weights_sha}
+        record = _line(job, "failed", reason, recipe_sha, weights_sha)
         manifest.append(record)
         return record
 
     def save(job: Job, photo: Photo, sha: str, t_read: float, output: torch.Tensor, result: TuneResult) -> dict:
         try:
             path = target(outdir, job.rel)
+            manifest.append(_line(job, "writing", None, recipe_sha, weights_sha))
             t0 = time.perf_counter()
             write(path, output.cpu(), like=photo)
             seconds = {"read": round(t_read, 3), **result.seconds, "write": round(time.perf_counter() - t0, 3)}
@@ -277,30 +312,32 @@ def run(
         except Exception as exc:  # noqa: BLE001
             return exc
 
-    with ThreadPoolExecutor(1, "read") as reader, ThreadPoolExecutor(workers, "tune") as tuners, \
-            ThreadPoolExecutor(1, "write") as writer:
+    reader, tuners, writer = (ThreadPoolExecutor(1, "read"), ThreadPoolExecutor(workers, "tune"),
+                              ThreadPoolExecutor(1, "write"))
 
-        def tune_unit(unit: list[Job], reads: list[Future]) -> list[Future]:
-            out: dict[int, Future] = {}
-            loaded = []
-            for k, (job, fut) in enumerate(zip(unit, reads)):
-                try:
-                    loaded.append((k, job, *fut.result()))
-                except Exception as exc:  # noqa: BLE001
-                    out[k] = writer.submit(fail, job, _reason(job, exc))
-            photos = [photo for _, _, photo, _, _ in loaded]
-            results: list[Any]
+    def tune_unit(unit: list[Job], reads: list[Future]) -> list[Future]:
+        out: dict[int, Future] = {}
+        loaded = []
+        for k, (job, fut) in enumerate(zip(unit, reads)):
             try:
-                results = tuner(photos) if photos else []
-            except Exception as exc:  # noqa: BLE001 - retry alone, so that the error lands on its photo
-                results = [alone(p) for p in photos] if len(photos) > 1 else [exc]
-            for (k, job, photo, sha, t_read), res in zip(loaded, results):
-                if isinstance(res, Exception):
-                    out[k] = writer.submit(fail, job, _reason(job, res))
-                else:
-                    out[k] = writer.submit(save, job, photo, sha, t_read, *res)
-            return [out[k] for k in sorted(out)]
+                loaded.append((k, job, *fut.result()))
+            except Exception as exc:  # noqa: BLE001
+                out[k] = writer.submit(fail, job, _reason(job, exc))
+        photos = [photo for _, _, photo, _, _ in loaded]
+        results: list[Any]
+        try:
+            results = tuner(photos) if photos else []
+        except Exception as exc:  # noqa: BLE001 - retry alone, so that the error lands on its photo
+            results = [alone(p) for p in photos] if len(photos) > 1 else [exc]
+        for (k, job, photo, sha, t_read), res in zip(loaded, results):
+            if isinstance(res, Exception):
+                out[k] = writer.submit(fail, job, _reason(job, res))
+            else:
+                out[k] = writer.submit(save, job, photo, sha, t_read, *res)
+        return [out[k] for k in sorted(out)]
 
+    completed = False  # an interrupt (Ctrl-C) leaves at once, not waiting for the photos in flight
+    try:
         pending: deque[Future] = deque()
         todo = iter(units)
 
@@ -315,6 +352,10 @@ def run(
             for done in pending.popleft().result():
                 yield done.result()
             submit_next()
+        completed = True
+    finally:
+        for pool in (reader, tuners, writer):
+            pool.shutdown(wait=completed, cancel_futures=not completed)
 
 
 def summary(records: Iterable[dict[str, Any]]) -> dict[str, float]:
@@ -461,6 +502,9 @@ def tune_folder(
     on_plan: Callable[[int, int], None] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     on_fit_step: Callable[[int, float], None] | None = None,
+    force: bool = False,
+    report: str | Path | None = None,
+    reads: Sequence[str | Path] = (),
 ) -> BatchReport:
     """Tune every photo of ``inputs`` (files, and folders searched recursively) into ``outdir``
     with ``recipe`` (a Recipe, a shipped recipe's name or TOML file, or operator names).
@@ -473,12 +517,19 @@ def tune_folder(
     scorer batch. ``distributed``: this process is one rank of an initialised process group (see
     :func:`process_group`) and takes every world-size-th photo; the report gathers every rank's.
 
+    Before any photo is read, every file the run will write is checked (see :mod:`enhance.outputs`
+    and the module's docstring): a photo whose output or sidecar may not be written (an existing
+    file of the user's without ``force``, an input, a path out of ``outdir``) gets a ``failed``
+    record. ``report``: an HTML page of the tuned photos written at the end (by rank 0). ``reads``:
+    other files the run reads (recipe, weights), never written.
+
     Callbacks, for progress: ``on_plan(photos of this rank, already finished)`` once before
     tuning, ``on_record(record)`` per photo (the skipped ones first), ``on_fit_step(step, mean
     score)`` during a shared fit.
 
-    Raises BatchError when the output folder lies inside an input folder or two inputs would share
-    an output, and ValueError when a shared fit finds no readable photo.
+    Raises BatchError when the output folder lies inside an input folder, two inputs would share
+    an output, or the manifest, ``fitted.toml`` or ``report`` may not be written, and ValueError
+    when a shared fit finds no readable photo.
 
     >>> import os, tempfile, torch, enhance, nima
     >>> d = tempfile.mkdtemp(); os.mkdir(f"{d}/in")
@@ -493,9 +544,13 @@ def tune_folder(
     device = next(scorer.parameters()).device
     planned, missing = plan(inputs, outdir)
     mine = shard(planned, rank, world)
+    manifest_path = Path(outdir) / manifest_name(rank if distributed else None)
+    refused = check_batch(outdir, planned, mine, manifest_path, force=force, shared=shared, report=report,
+                          reads=reads)
     if rank == 0:
         Path(outdir).mkdir(parents=True, exist_ok=True)
-        clean_stale(outdir)
+        outputs = [Path(outdir) / j.rel for j in planned if j.rel not in refused]
+        clean_stale(outdir, [*outputs, *map(sidecar_path, outputs), Path(outdir) / FITTED])
     if distributed:
         torch.distributed.barrier()
     records: list[dict[str, Any]] = []
@@ -511,18 +566,23 @@ def tune_folder(
             recipe, fit = shared_fit(outdir, planned, mine, recipe, scorer, steps=steps, seed=seed,
                                      distributed=distributed, on_step=on_fit_step)
         recipe_sha = recipe_sha256(recipe, steps, seed, recipe.strength, "shared" if shared else "tune")
-        skip = finished(mine, outdir, recipe_sha, scorer.weights_sha256)
-        manifest = Manifest(Path(outdir) / manifest_name(rank if distributed else None))
+        manifest = Manifest(manifest_path)
+        allowed = [j for j in mine if j.rel not in refused]
+        skip = finished(allowed, outdir, recipe_sha, scorer.weights_sha256)
         if on_plan is not None:
             on_plan(len(mine), len(skip))
         for job in mine:
-            if job.rel in skip:
+            if job.rel in refused:
+                record = _line(job, "failed", refused[job.rel], recipe_sha, scorer.weights_sha256)
+                manifest.append(record)
+                emit(record)
+            elif job.rel in skip:
                 record = {**skip[job.rel], "path": str(job.src), "status": "skipped"}
                 manifest.append(record)
                 emit(record)
         values = [dict(st.start) for st in recipe.stages] if shared else None
         tuner = tuner_for(recipe, scorer, steps=steps, seed=seed, strength=recipe.strength, values=values)
-        todo = [j for j in mine if j.rel not in skip]
+        todo = [j for j in allowed if j.rel not in skip]
         for record in run(todo, outdir, tuner, manifest, scorer=scorer, recipe=recipe, recipe_sha=recipe_sha,
                           workers=jobs, group=GPU_GROUP if device.type == "cuda" and not shared else 1):
             emit(record)
@@ -531,7 +591,62 @@ def tune_folder(
         torch.distributed.all_gather_object(parts, records)
         records = [r for part in parts for r in part]
     records.sort(key=lambda r: r["output"])
+    if report is not None and rank == 0:
+        from enhance.report import folder_items, write_report
+
+        write_report(report, folder_items(outdir, records), title=f"enhance batch -o {outdir}")
     return BatchReport(records, missing, fit)
+
+
+def check_batch(
+    outdir: str | Path, planned: Sequence[Job], mine: Sequence[Job], manifest: Path, *, force: bool = False,
+    shared: bool = False, report: str | Path | None = None, reads: Sequence[str | Path] = (),
+) -> dict[str, str]:
+    """Check every file a run will write before it reads a photo (see :mod:`enhance.outputs`).
+    Returns output path -> the one-line reason, for each job of ``mine`` whose image or sidecar
+    may not be written; raises BatchError when the ``manifest`` part, ``fitted.toml`` (``shared``)
+    or ``report`` may not be written. Existing outputs that a manifest line names are the run's
+    own; every other existing file needs ``force``."""
+    from enhance.report import is_report
+
+    root = Path(outdir)
+    sources = Inputs([*(j.src for j in planned), *reads])
+    try:
+        check_writes([manifest], sources, force=True, root=root, make_folders=True)
+        if shared:
+            check_writes([root / FITTED], sources, force=force, owned=_is_fit, root=root, make_folders=True)
+        if report is not None:
+            check_writes([report], sources, force=force, owned=is_report)
+            outputs = {(root / j.rel).resolve() for j in planned}
+            if Path(report).resolve() in outputs | {sidecar_path(p) for p in outputs}:
+                raise OutputError(report, "is also an output of this batch")
+    except OutputError as exc:
+        raise BatchError(str(exc)) from None
+    if manifest.is_file() and not is_manifest(manifest):
+        raise BatchError(f"{manifest}: exists and is not a manifest of enhance batch; refusing to append to it")
+    owned = owned_outputs(root)
+    refused = {}
+    for job in mine:
+        out = root / job.rel
+        try:
+            check_writes([out, sidecar_path(out)], sources, force=force, owned=owned.__contains__, root=root,
+                         make_folders=True)
+        except OutputError as exc:
+            refused[job.rel] = str(exc)
+    return refused
+
+
+def _is_fit(path: Path) -> bool:
+    """True when ``path`` is a ``fitted.toml`` that ``batch --shared`` wrote."""
+    return opens_with(path, b"# fit ")
+
+
+def _line(job: Job, status: str, error: str | None, recipe_sha: str, weights_sha: str | None) -> dict[str, Any]:
+    """A manifest record without results: a ``failed`` photo, or a ``writing`` one whose outputs
+    are about to be written (so that a kill leaves no output the next run takes for the user's)."""
+    return {"path": str(job.src), "output": job.rel, "status": status, "error": error,
+            "before": None, "after": None, "params": None, "seconds": None,
+            "recipe_sha256": recipe_sha, "weights_sha256": weights_sha}
 
 
 @contextmanager

@@ -10,11 +10,12 @@ import hashlib
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
-from enhance.io import read, write, write_json
+from enhance.io import WRITE_EXTENSIONS, read, write, write_json
+from enhance.outputs import check_image_name, check_writes
 from enhance.recipe import Recipe
 from enhance.tune import check_hdr, display, hdr_scale, params_from_values, render, tune
 from nima import Scorer
@@ -28,9 +29,11 @@ def package_version() -> str:
 
 
 def default_output(path: str | Path) -> Path:
-    """``photo.jpg`` -> ``photo.enhanced.jpg`` beside it."""
+    """``photo.jpg`` -> ``photo.enhanced.jpg`` beside it; an input in a format that cannot be
+    written (Radiance ``.hdr``/``.pic``, OpenEXR) gets a PNG, 16-bit unless ``--depth 8``."""
     p = Path(path)
-    return p.with_name(f"{p.stem}.enhanced{p.suffix}")
+    suffix = p.suffix if p.suffix.lower() in WRITE_EXTENSIONS else ".png"
+    return p.with_name(f"{p.stem}.enhanced{suffix}")
 
 
 def sidecar_path(out: str | Path) -> Path:
@@ -41,24 +44,35 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def check_output(src: str | Path, out: str | Path, force: bool) -> None:
-    """Refuse to overwrite the input, or an existing output unless ``force``."""
-    if Path(out).resolve() == Path(src).resolve():
-        raise FileExistsError(f"{out}: refusing to overwrite the input")
-    if Path(out).exists() and not force:
-        raise FileExistsError(f"{out}: already exists (use --force to replace it)")
+def check_tune(src: str | Path, out: str | Path, *, force: bool = False, report: str | Path | None = None,
+               inputs: Sequence[str | Path] = ()) -> None:
+    """Refuse, before any work, a tune run that may not write ``out``, its sidecar and ``report``
+    (see :mod:`enhance.outputs`): ``src`` and ``inputs`` (recipe, weights) are never written, an
+    existing file only with ``force`` (a report ``enhance`` wrote may always be replaced)."""
+    check_image_name(out)
+    planned = [out, sidecar_path(out), *([report] if report is not None else [])]
+    check_writes(planned, [src, *inputs], force=force, owned=lambda p: _own_report(p, report))
+
+
+def _own_report(path: Path, report: str | Path | None) -> bool:
+    from enhance.report import is_report
+
+    return report is not None and path == Path(report) and is_report(path)
 
 
 def tune_file(
     src: str | Path, out: str | Path, recipe: Recipe, scorer: Scorer, *, force: bool = False,
     seed: int = 0, steps: int | None = None, strength: float | None = None, optimizer: str = "adam",
     on_step: Callable[[int, float], None] | None = None, bit_depth: int | None = None,
+    report: str | Path | None = None, inputs: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """Tune ``src`` with ``recipe``, write the result to ``out`` and its sidecar; return the
-    sidecar's record. ``bit_depth`` (8 or 16, PNG and TIFF) overrides the depth :func:`write`
-    picks from the input. Raises ImageError for unreadable input, FileExistsError for a refused
-    output, TuneError when tuning fails; nothing is written in those cases."""
-    check_output(src, out, force)
+    """Tune ``src`` with ``recipe``, write the result to ``out`` and its sidecar, and an HTML
+    ``report`` when given; return the sidecar's record. ``bit_depth`` (8 or 16, PNG and TIFF)
+    overrides the depth :func:`write` picks from the input. ``inputs``: other files the run
+    reads (a recipe file, weights), never written. Raises OutputError (see :func:`check_tune`)
+    before reading, ImageError for unreadable input, TuneError when tuning fails; nothing is
+    written in those cases."""
+    check_tune(src, out, force=force, report=report, inputs=inputs)
     device = next(scorer.parameters()).device
     t0 = time.perf_counter()
     photo = read(src)
@@ -75,31 +89,44 @@ def tune_file(
     }
     record["seconds"] = {"read": round(t_read, 3), **result.seconds, "write": round(t_write, 3)}
     write_json(sidecar_path(out), record)
+    if report is not None:
+        from enhance.report import file_item, write_report
+
+        write_report(report, [file_item(src, out, record)], title=f"enhance tune {src}")
     return record
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, force: bool = False,
                bit_depth: int | None = None) -> dict[str, Any]:
     """Re-apply the operators and parameters recorded in a sidecar to ``src`` (any size of the
     same photo) without tuning; returns the operators applied. ``bit_depth`` as in
-    :func:`tune_file`. HDR input is first multiplied by the recorded ``hdr_scale`` (by
+    :func:`tune_file`. ``out`` is checked like every output (see :mod:`enhance.outputs`; the
+    sidecar is an input) and the sidecar's values before ``src`` is read. HDR input is first multiplied by the recorded ``hdr_scale`` (by
     :func:`hdr_scale` of ``src`` when the record has none)."""
     import json
 
-    check_output(src, out, force)
+    check_image_name(out)
+    check_writes([out], [src, params_file], force=force)
     try:
         record = json.loads(Path(params_file).read_text(encoding="utf-8"))
         names = [o["name"] for o in record["ops"]]
         values = [o["params"] for o in record["ops"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{params_file}: not a sidecar with recorded operators ({exc})") from None
-    recipe = Recipe.from_ops(names)
-    for stage, v in zip(recipe.stages, values):
-        for spec in stage.specs:
-            if spec.name not in v or not spec.lo <= float(v[spec.name]) <= spec.hi:
-                raise ValueError(f"{params_file}: {stage.op.name}.{spec.name} missing or outside "
-                                 f"[{spec.lo}, {spec.hi}]")
-    scale = record.get("hdr_scale")
+        recipe = Recipe.from_ops(names)
+        for stage, v in zip(recipe.stages, values):
+            for spec in stage.specs:
+                if spec.name not in v or not spec.lo <= float(v[spec.name]) <= spec.hi:
+                    raise ValueError(f"{stage.op.name}.{spec.name} missing or outside [{spec.lo}, {spec.hi}]")
+        scale = record.get("hdr_scale")
+    except RecursionError:
+        raise ValueError(f"{params_file}: not a sidecar (JSON nested too deeply)") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{params_file}: not a sidecar (not UTF-8 text: {exc.reason})") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+        raise ValueError(f"{params_file}: not a sidecar with recorded operators ({_one_line(exc)})") from None
     if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < float("inf")):
         raise ValueError(f"{params_file}: hdr_scale must be a positive number, got {scale!r}")
     photo = read(src)
@@ -111,5 +138,7 @@ def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, for
         image = display(image) if photo.linear else image
     else:
         image = render(image, recipe, params_from_values(recipe, values), linear=photo.linear).clamp_(0, 1)
+    if not torch.isfinite(image).all():
+        raise ValueError(f"{params_file}: its values overflow on {src} (the result holds NaN/Inf)")
     write(out, image, like=photo, bit_depth=bit_depth)
     return {"input": str(src), "output": str(out), "ops": record["ops"]}

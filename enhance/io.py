@@ -17,6 +17,9 @@ import json
 import os
 import re
 import secrets
+import stat
+import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +37,10 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".hdr", ".pic", ".exr"}
 )
 _WRITE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+WRITE_EXTENSIONS: frozenset[str] = frozenset(_WRITE_FORMATS)
 _ORIENTATION = 0x0112
+MAX_PIXELS = 200_000_000  # default limit of read(): a 16-bit RGB image this size takes 1.2 GB as uint16
+MAX_BYTES = 2**31  # default limit of read() on the file's size (2 GiB)
 # IFD0 tags of a TIFF that describe the photo (not the pixel layout), kept as its EXIF.
 _TIFF_EXIF_TAGS = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298, 0x8769, 0x8825)
 
@@ -87,22 +93,17 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def read(path: str | os.PathLike[str], *, max_pixels: int = 200_000_000) -> Photo:
-    """Decode ``path`` into a :class:`Photo`; refuse images above ``max_pixels`` before decoding them.
+def read(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> Photo:
+    """Decode ``path`` into a :class:`Photo`; refuse images above ``max_pixels`` (from the header,
+    before decoding) and files above ``max_bytes``.
 
     Raises :class:`ImageError` for anything that is not a readable JPEG, PNG, WebP, TIFF, Radiance HDR or
-    OpenEXR file. The file is read once into memory and never modified.
+    OpenEXR file: a folder, FIFO or device is refused before a byte is read, as is an image whose
+    header promises more pixels than its data holds. The file is read once into memory and never
+    modified. The C decoders' own messages (libpng, OpenCV, OpenEXR) are kept off stderr.
     """
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ImageError(name, "no such file") from None
-    except IsADirectoryError:
-        raise ImageError(name, "is a directory") from None
-    except OSError as e:
-        raise ImageError(name, f"cannot open ({e.strerror})") from None
+    data = _read_regular(name, max_bytes)
     if not data:
         raise ImageError(name, "zero-byte file")
     fmt = _sniff(data)
@@ -113,6 +114,84 @@ def read(path: str | os.PathLike[str], *, max_pixels: int = 200_000_000) -> Phot
         raise ImageError(name, str(e)) from None
     except Exception as e:  # decoders of hostile bytes raise anything; the caller sees one error type
         raise ImageError(name, _describe(e)) from e
+
+
+def _read_regular(name: str, max_bytes: int) -> bytes:
+    """The bytes of ``name`` when it is a regular file of at most ``max_bytes``. Opened without
+    blocking, so that a FIFO is refused instead of waiting for a writer."""
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ImageError(name, "no such file") from None
+    except OSError as e:
+        raise ImageError(name, f"cannot open ({e.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(name, f"not a regular file ({_kind(info.st_mode)})")
+        if info.st_size > max_bytes:
+            raise ImageError(name, f"file too large ({info.st_size} bytes > limit {max_bytes})")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise ImageError(name, f"cannot read ({e.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # it grew since fstat
+        raise ImageError(name, f"file too large (over the limit of {max_bytes} bytes)")
+    return data
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words."""
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a file"
+
+
+@contextmanager
+def quiet_decoders() -> Iterator[None]:
+    """Point file descriptors 1 and 2 at /dev/null for the block: libpng, OpenCV and OpenEXR print
+    their complaints about a damaged file there (OpenEXR on stdout), beside the one-line error
+    ``read`` raises. Nested and concurrent blocks share one redirection. Python's ``sys.stdout``
+    and ``sys.stderr`` are unaffected when they write to duplicates of the descriptors, as the
+    ``enhance`` command arranges (see ``cli.keep_python_output``)."""
+    global _quiet_depth
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            null = os.open(os.devnull, os.O_WRONLY)
+            for fd in (1, 2):
+                _saved_fds[fd] = os.dup(fd)
+                os.dup2(null, fd)
+            os.close(null)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                _flush_c_stdio()  # what C++ buffered in the block goes to /dev/null, not out later
+                for fd, saved in _saved_fds.items():
+                    os.dup2(saved, fd)
+                    os.close(saved)
+                _saved_fds.clear()
+
+
+def _flush_c_stdio() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to flush (not POSIX)
+        pass
+
+
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_saved_fds: dict[int, int] = {}
 
 
 def _sniff(data: bytes) -> str | None:
@@ -172,6 +251,11 @@ def _decode_pil(data: bytes, fmt: str | None, max_pixels: int) -> _Decoded:
         raise _Bad("truncated file")
     with _pil_open(data, fmt) as im:
         _check_size(*im.size, max_pixels)
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            raise _Bad(f"animated {fmt} ({frames} frames); only still images are supported")
+        if fmt == "PNG":
+            _check_png_data(data)
         if fmt == "PNG" and data[24] == 16:  # IHDR bit depth
             pixels = _decode_png16(data)
         else:
@@ -183,6 +267,43 @@ def _decode_pil(data: bytes, fmt: str | None, max_pixels: int) -> _Decoded:
         else:
             orientation, exif = _reset_orientation(im.info.get("exif"))
     return _Decoded(pixels, icc, exif, orientation)
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> samples per pixel
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _check_png_data(data: bytes) -> None:
+    """Refuse a PNG whose image data inflates to fewer bytes than its header's size needs: Pillow
+    would fill the missing rows with black. Inflates in 1 MB pieces, keeping none of them; a file
+    whose compressed data could not hold the size even at zlib's best ratio (about 1032:1) is
+    refused without inflating."""
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    bits = depth * _PNG_CHANNELS.get(colour, 4)
+    need = 0
+    for x0, y0, dx, dy in _ADAM7 if interlace == 1 else ((0, 0, 1, 1),):
+        w, h = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if w > 0 and h > 0:
+            need += h * (1 + (w * bits + 7) // 8)  # each row: a filter byte and its samples
+    parts, pos = [], 8
+    while pos + 8 <= len(data):
+        length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            parts.append(data[pos + 8 : pos + 8 + length])
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    stream = b"".join(parts)
+    got = 0
+    if len(stream) * 1032 >= need:
+        inflate = zlib.decompressobj()
+        while got < need:
+            out = inflate.decompress(stream, 1 << 20)
+            stream, got = inflate.unconsumed_tail, got + len(out)
+            if not out:
+                break
+    if got < need:
+        raise _Bad(f"missing pixel data (the header says {width}x{height}, the data holds less)")
 
 
 def _pil_open(data: bytes, fmt: str) -> Image.Image:
@@ -222,7 +343,8 @@ def _decode_png16(data: bytes) -> np.ndarray:
     if data.rfind(b"IEND") < 0:
         raise _Bad("truncated file")
     cv2 = _need("cv2", "reading 16-bit PNG needs OpenCV: pip install opencv-python-headless")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with quiet_decoders():
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise _Bad("truncated or corrupt PNG")
     if pixels.ndim == 3 and pixels.shape[2] >= 3:  # BGR(A) -> RGB(A)
@@ -296,7 +418,8 @@ def _decode_hdr(data: bytes, fmt: str | None, max_pixels: int) -> _Decoded:
     width, height = (second, first) if match.group(1) == b"Y" else (first, second)
     _check_size(width, height, max_pixels)
     cv2 = _need("cv2", "reading .hdr needs OpenCV: pip install opencv-python-headless")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with quiet_decoders():
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise _Bad("truncated or corrupt Radiance HDR file")
     return _Decoded(pixels[..., ::-1], None, None, 1, linear=True)
@@ -305,13 +428,15 @@ def _decode_hdr(data: bytes, fmt: str | None, max_pixels: int) -> _Decoded:
 def _decode_exr(data: bytes, fmt: str | None, max_pixels: int) -> _Decoded:
     """OpenEXR (half or float; channels R, G, B and optional A of the first part): linear float."""
     exr = _need("OpenEXR", "reading .exr needs the optional extra: pip install 'enhance[hdr]'")
-    header = exr.File(io.BytesIO(data), header_only=True).header()
+    with quiet_decoders():
+        header = exr.File(io.BytesIO(data), header_only=True).header()
     (x0, y0), (x1, y1) = header["dataWindow"]
     _check_size(int(x1) - int(x0) + 1, int(y1) - int(y0) + 1, max_pixels)
     names = [c.name for c in header["channels"]]
     if not {"R", "G", "B"} <= set(names):
         raise _Bad(f"EXR has no R, G, B channels (has {', '.join(names) or 'none'})")
-    channels = exr.File(io.BytesIO(data), separate_channels=True).channels()
+    with quiet_decoders():
+        channels = exr.File(io.BytesIO(data), separate_channels=True).channels()
     pixels = np.stack([channels[c].pixels for c in "RGBA" if c in channels], axis=-1)
     return _Decoded(pixels, None, None, 1, linear=True)
 
@@ -412,7 +537,7 @@ def write(
     The format comes from the extension (.jpg/.jpeg/.png/.webp/.tif/.tiff). From ``like``: bit depth
     (PNG and TIFF are 16-bit when the input had more than 8 bits, 16-bit or float HDR; 8-bit
     otherwise; ``bit_depth`` overrides it), ICC profile (dropped for linear input, whose profile
-    described linear data), EXIF (JPEG, WebP, PNG) and alpha (PNG, WebP,
+    described linear data), EXIF (JPEG, WebP, PNG, TIFF) and alpha (PNG, WebP,
     TIFF). ``quality`` is the JPEG/WebP quality. Never overwrites ``like.path``.
     """
     target = Path(path)
@@ -433,7 +558,7 @@ def write(
         planes.append(like.alpha)
     values = torch.cat([p.detach().to("cpu", torch.float32) for p in planes], dim=1)[0].permute(1, 2, 0).numpy()
     if not np.isfinite(values).all():
-        raise ValueError("image contains NaN/Inf values")
+        raise ImageError(target, "the image to write contains NaN/Inf values")
     top = 2**depth - 1
     pixels = np.round(np.clip(values, 0, 1) * top).astype(np.uint16 if depth == 16 else np.uint8)
     icc = like.icc if like is not None and not like.linear else None
@@ -497,9 +622,12 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def _encode_tiff(f: BinaryIO, pixels: np.ndarray, quality: int, icc: bytes | None, exif: bytes | None) -> None:
-    """Deflate-compressed RGB(A) TIFF, 8 or 16 bits, with the ICC profile (tifffile writes no EXIF IFD)."""
+    """Deflate-compressed RGB(A) TIFF, 8 or 16 bits, with the ICC profile and the EXIF: its descriptive
+    IFD0 tags as TIFF tags, its Exif and GPS sub-IFDs appended and pointed to from IFD0."""
+    text, subs = _exif_parts(exif)
+    buf = io.BytesIO()
     tifffile.imwrite(
-        f,
+        buf,
         pixels,
         photometric="rgb",
         extrasamples=("unassalpha",) if pixels.shape[2] == 4 else None,
@@ -507,7 +635,48 @@ def _encode_tiff(f: BinaryIO, pixels: np.ndarray, quality: int, icc: bytes | Non
         compressionargs={"level": 1},  # 16-bit photo noise barely compresses: level 6 is twice as slow for ~0 gain
         predictor=True,
         iccprofile=icc,
+        extratags=[(tag, "s", 0, value, True) for tag, value in text.items()]
+        + [(tag - 1, "I", 1, 0, True) for tag in subs],  # placeholders, see _append_sub_ifds
+
     )
+    f.write(_append_sub_ifds(buf.getvalue(), subs) if subs else buf.getvalue())
+
+
+def _exif_parts(exif: bytes | None) -> tuple[dict[int, str], dict[int, dict[int, Any]]]:
+    """The text tags of IFD0 and the Exif and GPS sub-IFDs of raw EXIF (empty when it has none or is malformed)."""
+    if not exif:
+        return {}, {}
+    try:
+        src = Image.Exif()
+        src.load(exif)
+        text = {t: src[t] for t in _TIFF_EXIF_TAGS if t in src and isinstance(src[t], str) and src[t].isascii()}
+        subs = {t: dict(src.get_ifd(t)) for t in (0x8769, 0x8825) if t in src}
+        return text, {t: ifd for t, ifd in subs.items() if ifd}
+    except Exception:  # a malformed EXIF never stops the pixels from being written
+        return {}, {}
+
+
+def _append_sub_ifds(data: bytes, subs: dict[int, dict[int, Any]]) -> bytes:
+    """``data`` (a one-page classic TIFF whose IFD0 holds a LONG placeholder per tag of ``subs``,
+    under the tag's code minus one) with each sub-IFD appended at a word boundary and its
+    placeholder made the real pointer. tifffile will not write the pointer tags itself; their
+    codes minus one (34664, 34852) are free and sort in the same place of IFD0."""
+    from PIL import TiffImagePlugin
+
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        order = tif.byteorder
+        spots = {tag: tif.pages.first.tags[tag - 1].valueoffset for tag in subs}
+    out = bytearray(data)
+    for tag, values in subs.items():
+        out += b"\0" * (len(out) % 2)
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II" if order == "<" else b"MM")
+        for key, value in values.items():
+            ifd[key] = value
+        offset = len(out)
+        out += ifd.tobytes(offset)
+        struct.pack_into(f"{order}I", out, spots[tag], offset)
+        struct.pack_into(f"{order}H", out, spots[tag] - 8, tag)  # the entry's code: tag, type, count, value
+    return bytes(out)
 
 
 _ENCODERS = {"JPEG": _encode_pil("JPEG"), "WEBP": _encode_pil("WEBP"), "PNG": _encode_png, "TIFF": _encode_tiff}

@@ -132,7 +132,13 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     path = builtin.get(str(name_or_path)) or Path(name_or_path)
     if not path.is_file():
         raise RecipeError(f"{name_or_path}: no such recipe (shipped: {', '.join(sorted(builtin))})")
-    return parse_recipe(path.read_text(encoding="utf-8"), str(path), name=path.stem)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_recipe(text, str(path), name=path.stem)
 
 
 def _line_of(text: str, *needles: str) -> str:

@@ -25,6 +25,7 @@ from enhance.io import atomic_path
 from enhance.rank import FileScore
 from enhance.tune import resize_long
 
+_OPENING = b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<meta name="generator" content="enhance">\n'
 THUMB = 320      # long side of thumbnails, pixels
 QUALITY = 85     # JPEG quality of thumbnails
 
@@ -100,6 +101,14 @@ def write_report(path: str | os.PathLike[str], items: Sequence[ReportItem], *, t
         tmp.write_text(render_report(items, title=title), encoding="utf-8")
 
 
+def is_report(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a page :func:`write_report` wrote (its opening lines say so), which a
+    later run may replace without ``--force``."""
+    from enhance.outputs import opens_with
+
+    return opens_with(path, _OPENING)
+
+
 def render_report(items: Sequence[ReportItem], *, title: str = "enhance report") -> str:
     """The report page as a string (see :func:`write_report`)."""
     tuned = [i for i in items if i.record is not None]
@@ -114,8 +123,8 @@ def render_report(items: Sequence[ReportItem], *, title: str = "enhance report")
     if not items:
         body.append('<p class="empty">No images.</p>')
     body.append("</main>")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+    return (_OPENING.decode()
+            + f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")
 

@@ -43,7 +43,8 @@ class Ratings:
     """A dataset as read: its samples, its score scale and how many listed images were skipped.
 
     official_split: image path -> the dataset's own set name ("training", "validation", "test"), where the
-    dataset ships one (KonIQ-10k); empty otherwise.
+    dataset ships one (KonIQ-10k); empty otherwise. unusable: one line per skipped row naming the row and
+    its image and saying why (the CSV reader fills it).
     """
 
     kind: str
@@ -52,6 +53,7 @@ class Ratings:
     samples: list[Sample]
     skipped: int
     official_split: dict[str, str] = field(default_factory=dict)
+    unusable: list[str] = field(default_factory=list)
 
 
 Row = tuple[str, npt.NDArray[np.float32], float, str]  # image name, dist, mean, group
@@ -212,11 +214,19 @@ def read_koniq(root: str) -> Ratings:
 def read_csv(path: str, scale: Scale = UNIT, default_std: float = DEFAULT_STD) -> Ratings:
     """A CSV with header `path,mean[,std]` (scores on scale; std on scale too, else default_std in 1..10
     units) or `path,c1,..,cN` (vote counts over the scores 1..N; the scale becomes 1..N). Image paths are
-    relative to the CSV's folder (or absolute). group: the path as written."""
+    relative to the CSV's folder (or absolute). group: the path as written.
+
+    A row with the wrong number of fields, an empty path, or a score that is not a finite number on the
+    scale (a std or vote count below 0, no votes) raises ValueError naming the file and line, as does a CSV
+    without rows. A row whose image is missing, empty or not an image is skipped and named in
+    Ratings.unusable."""
     path = os.path.abspath(path)
     root = os.path.dirname(path)
-    with open(_need(path), encoding="utf-8", newline="") as fh:
-        header = next(csv.reader(fh), [])
+    try:
+        with open(_need(path), encoding="utf-8", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason})") from None
     columns = header[1:] if header[:1] == ["path"] else None
     votes = columns is not None and len(columns) >= 2 and columns == [f"c{k}" for k in range(1, len(columns) + 1)]
     if columns is None or not (votes or columns in (["mean"], ["mean", "std"])):
@@ -224,20 +234,60 @@ def read_csv(path: str, scale: Scale = UNIT, default_std: float = DEFAULT_STD) -
     if votes:
         scale = Scale(f"votes 1-{len(columns)}", 1, len(columns))
     rows: list[Row] = []
-    for number, row in enumerate(_csv_rows(path, {"path"}), 2):
+    unusable: list[str] = []
+    table = _csv_rows(path, {"path"})
+    if not table:
+        raise ValueError(f"{path}: no rows after the header")
+    for number, row in enumerate(table, 2):
+        where = f"{path}:{number}"
+        extra = row.pop(None, None)  # type: ignore[call-overload]  # DictReader's key for surplus fields
+        if extra or None in row.values():
+            got = sum(v is not None for v in row.values()) + len(extra or [])
+            raise ValueError(f"{where}: expected {len(header)} fields, got {got}")
+        if not row["path"].strip():
+            raise ValueError(f"{where}: empty image path")
         try:
             if votes:
                 counts = np.array([float(row[c]) for c in columns])
+                if not (np.isfinite(counts).all() and (counts >= 0).all() and counts.sum() > 0):
+                    raise ValueError(f"vote counts must be finite, at least 0 and not all 0, got {counts.tolist()}")
                 dist = votes_to_buckets(counts)
                 mean = float((counts * np.arange(1, counts.size + 1)).sum() / counts.sum())
             else:
                 mean = float(row["mean"])
-                std = std_to_unit(float(row["std"]), scale) if row.get("std") else default_std
-                dist = gaussian_buckets(to_unit(mean, scale), std)
+                if not (np.isfinite(mean) and scale.lo <= mean <= scale.hi):
+                    raise ValueError(f"mean {row['mean']!r} is not a number on the scale {scale.lo:g}..{scale.hi:g}")
+                std = float(row["std"]) if row.get("std") else None
+                if std is not None and not (np.isfinite(std) and std >= 0):
+                    raise ValueError(f"std {row['std']!r} is not a finite number at least 0")
+                dist = gaussian_buckets(to_unit(mean, scale), std_to_unit(std, scale) if std is not None else default_std)
         except ValueError as err:
-            raise ValueError(f"{path}:{number}: {err}") from None
+            raise ValueError(f"{where}: {err}") from None
+        image = os.path.normpath(os.path.join(root, row["path"]))
+        problem = _image_problem(image)
+        if problem:
+            unusable.append(f"{where}: {row['path']}: {problem}")
+            continue
         rows.append((row["path"], dist, mean, row["path"]))
-    return _ratings("csv", root, scale, rows, lambda name: os.path.normpath(os.path.join(root, name)))
+    ratings = _ratings("csv", root, scale, rows, lambda name: os.path.normpath(os.path.join(root, name)))
+    ratings.skipped += len(unusable)
+    ratings.unusable = unusable
+    return ratings
+
+
+def _image_problem(path: str) -> str | None:
+    """Why the image file at ``path`` cannot be used (missing, empty, not an image), or None."""
+    from PIL import Image
+
+    if not os.path.isfile(path):
+        return "no such file"
+    if os.path.getsize(path) == 0:
+        return "empty file"
+    try:
+        with Image.open(path):  # reads the header only
+            return None
+    except Exception:  # noqa: BLE001 - anything Pillow cannot identify is no image to score
+        return "not an image"
 
 
 READERS: dict[str, Callable[[str], Ratings]] = {
