@@ -451,7 +451,7 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
         # Leave at once: the finished photos are on disk with their manifest lines, and what was in
         # flight is redone by the next run. os._exit skips waiting for the threads tuning them and
         # the interpreter's teardown, which aborts ("terminate called ...") under torch's threads.
-        click.echo("\nenhance: interrupted; finished photos are kept, run the same command again to resume",
+        click.echo("enhance: interrupted; finished photos are kept, run the same command again to resume",
                    err=True)
         sys.stdout.flush()
         sys.stderr.flush()

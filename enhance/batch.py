@@ -161,13 +161,15 @@ def read_manifest(outdir: str | Path) -> list[dict[str, Any]]:
 
 
 def is_manifest(path: str | Path) -> bool:
-    """True when every line of ``path`` but a torn last one is a manifest record (a JSON object with
-    a status and an output): a file ``batch`` may append to."""
+    """True when every line of ``path`` is a manifest record (a JSON object with a status and an
+    output), the last one possibly torn by a kill: a file ``batch`` may append to."""
     lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    for line in lines[:-1]:
+    for i, line in enumerate(lines):
         try:
             rec = json.loads(line)
         except ValueError:
+            if i == len(lines) - 1 and line.startswith('{"path": "'):  # how every record starts
+                continue
             return False
         if not (isinstance(rec, dict) and "status" in rec and "output" in rec):
             return False

@@ -19,6 +19,7 @@ import re
 import secrets
 import stat
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -153,12 +154,15 @@ def _kind(mode: int) -> str:
 
 @contextmanager
 def quiet_decoders() -> Iterator[None]:
-    """Point file descriptors 1 and 2 at /dev/null for the block: libpng, OpenCV and OpenEXR print
-    their complaints about a damaged file there (OpenEXR on stdout), beside the one-line error
-    ``read`` raises. Nested and concurrent blocks share one redirection. Python's ``sys.stdout``
-    and ``sys.stderr`` are unaffected when they write to duplicates of the descriptors, as the
-    ``enhance`` command arranges (see ``cli.keep_python_output``)."""
+    """Keep what a decoder prints about a damaged file off the terminal for the block: libpng,
+    OpenCV and OpenEXR write to file descriptors 1 and 2 (pointed at /dev/null meanwhile) and
+    OpenEXR's Python binding to ``sys.stdout`` (whose writes from this thread are dropped
+    meanwhile); ``read`` raises its one-line error instead. Nested and concurrent blocks share one
+    redirection. Other threads' Python output is kept when ``sys.stdout`` and ``sys.stderr``
+    write to duplicates of the descriptors, as the ``enhance`` command arranges (see
+    ``cli.keep_python_output``)."""
     global _quiet_depth
+    me = threading.get_ident()
     with _QUIET_LOCK:
         if _quiet_depth == 0:
             null = os.open(os.devnull, os.O_WRONLY)
@@ -166,11 +170,17 @@ def quiet_decoders() -> Iterator[None]:
                 _saved_fds[fd] = os.dup(fd)
                 os.dup2(null, fd)
             os.close(null)
+            _saved_streams.update(stdout=sys.stdout, stderr=sys.stderr)
+            sys.stdout, sys.stderr = _Muted(sys.stdout), _Muted(sys.stderr)  # type: ignore[assignment]
         _quiet_depth += 1
+        _muted_threads[me] = _muted_threads.get(me, 0) + 1
     try:
         yield
     finally:
         with _QUIET_LOCK:
+            _muted_threads[me] -= 1
+            if not _muted_threads[me]:
+                del _muted_threads[me]
             _quiet_depth -= 1
             if _quiet_depth == 0:
                 _flush_c_stdio()  # what C++ buffered in the block goes to /dev/null, not out later
@@ -178,6 +188,26 @@ def quiet_decoders() -> Iterator[None]:
                     os.dup2(saved, fd)
                     os.close(saved)
                 _saved_fds.clear()
+                for name, stream in _saved_streams.items():
+                    if isinstance(getattr(sys, name), _Muted):  # unless someone replaced it meanwhile
+                        setattr(sys, name, stream)
+                _saved_streams.clear()
+
+
+class _Muted:
+    """Stands in for ``sys.stdout``/``sys.stderr`` during :func:`quiet_decoders`: drops what the
+    decoding threads write, passes everything else on to the stream it wraps."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() in _muted_threads:
+            return len(text)
+        return int(self._stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _flush_c_stdio() -> None:
@@ -192,6 +222,8 @@ def _flush_c_stdio() -> None:
 _QUIET_LOCK = threading.Lock()
 _quiet_depth = 0
 _saved_fds: dict[int, int] = {}
+_saved_streams: dict[str, Any] = {}
+_muted_threads: dict[int, int] = {}  # thread id -> depth of its quiet blocks
 
 
 def _sniff(data: bytes) -> str | None:
@@ -285,13 +317,12 @@ def _check_png_data(data: bytes) -> None:
         w, h = -(-(width - x0) // dx), -(-(height - y0) // dy)
         if w > 0 and h > 0:
             need += h * (1 + (w * bits + 7) // 8)  # each row: a filter byte and its samples
-    parts, pos = [], 8
-    while pos + 8 <= len(data):
+    parts, pos, ended = [], 8, False
+    while pos + 8 <= len(data) and not ended:
         length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
         if kind == b"IDAT":
             parts.append(data[pos + 8 : pos + 8 + length])
-        elif kind == b"IEND":
-            break
+        ended = kind == b"IEND" and pos + 12 <= len(data)
         pos += 12 + length
     stream = b"".join(parts)
     got = 0
@@ -302,6 +333,8 @@ def _check_png_data(data: bytes) -> None:
             stream, got = inflate.unconsumed_tail, got + len(out)
             if not out:
                 break
+    if got < need and not ended:
+        raise _Bad("truncated file")
     if got < need:
         raise _Bad(f"missing pixel data (the header says {width}x{height}, the data holds less)")
 
@@ -558,7 +591,7 @@ def write(
         planes.append(like.alpha)
     values = torch.cat([p.detach().to("cpu", torch.float32) for p in planes], dim=1)[0].permute(1, 2, 0).numpy()
     if not np.isfinite(values).all():
-        raise ImageError(target, "the image to write contains NaN/Inf values")
+        raise ValueError(f"{target}: image contains NaN/Inf values")
     top = 2**depth - 1
     pixels = np.round(np.clip(values, 0, 1) * top).astype(np.uint16 if depth == 16 else np.uint8)
     icc = like.icc if like is not None and not like.linear else None

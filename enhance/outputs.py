@@ -137,6 +137,6 @@ def _check_existing(out: Path, taken: Inputs, force: bool, owned: Callable[[Path
     if out.is_dir():
         raise OutputError(out, "is a folder; an output file was expected")
     if taken.holds(out):
-        raise OutputError(out, "is an input of this run; refusing to overwrite it")
+        raise OutputError(out, "is an input of this run: refusing to overwrite the input")
     if not force and not owned(out):
         raise OutputError(out, "already exists (use --force to replace it)")

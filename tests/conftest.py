@@ -26,3 +26,14 @@ def tiny_scorer():
 
     torch.manual_seed(0)
     return Scorer(NIMA("efficientnet_lite0", pretrained=True))
+
+
+
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory: pytest.TempPathFactory, tiny_scorer) -> str:
+    """``tiny_scorer``'s model as a checkpoint file, for command-line tests."""
+    from nima import save_checkpoint
+
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    save_checkpoint(path, tiny_scorer.model)
+    return str(path)
