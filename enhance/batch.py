@@ -146,10 +146,12 @@ def manifest_name(rank: int | None) -> str:
 
 
 def read_manifest(outdir: str | Path) -> list[dict[str, Any]]:
-    """Every record of every manifest part under ``outdir``; lines that are not JSON objects
-    (a line torn by a kill) are ignored."""
+    """Every record of every manifest part under ``outdir`` (regular files only); lines that are
+    not JSON objects (a line torn by a kill) are ignored."""
     records = []
     for part in sorted(Path(outdir).glob("manifest*.jsonl")):
+        if not part.is_file():  # a folder or FIFO of that name is no manifest (and would block)
+            continue
         for line in part.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 rec = json.loads(line)
@@ -162,13 +164,12 @@ def read_manifest(outdir: str | Path) -> list[dict[str, Any]]:
 
 def is_manifest(path: str | Path) -> bool:
     """True when every line of ``path`` is a manifest record (a JSON object with a status and an
-    output), the last one possibly torn by a kill: a file ``batch`` may append to."""
-    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    for i, line in enumerate(lines):
+    output) or one torn by a kill: a file ``batch`` may append to."""
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
         except ValueError:
-            if i == len(lines) - 1 and line.startswith('{"path": "'):  # how every record starts
+            if line.startswith('{"path": "'):  # how every record starts: one torn by a kill
                 continue
             return False
         if not (isinstance(rec, dict) and "status" in rec and "output" in rec):

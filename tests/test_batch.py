@@ -305,8 +305,8 @@ def test_two_ranks_give_the_same_files(world, tmp_path):
     assert _images(out) == _images(world["base"])
     parts = sorted(p.name for p in out.glob("manifest*.jsonl"))
     assert parts == ["manifest.rank0.jsonl", "manifest.rank1.jsonl"]
-    for part in parts:
-        assert len((out / part).read_text().splitlines()) == 2
+    for part in parts:  # each rank's two photos: a "writing" line, then a "done" line
+        assert [json.loads(x)["status"] for x in (out / part).read_text().splitlines()] == ["writing", "done"] * 2
     again = _invoke(world["src"], "-o", out, *ARGS, "--weights", world["weights"])  # world size 1 resumes
     assert "0 done, 0 failed, 4 skipped" in again.stdout
 
@@ -396,7 +396,8 @@ def test_shared_cli_writes_fitted_toml_and_resumes(world, tmp_path):
     assert first.exit_code == 0, first.output
     assert "fit on 4 images: mean score" in first.stdout and "worse" in first.stdout
     fitted = load_recipe(out / "fitted.toml")
-    records = read_manifest(out)
+    records = [r for r in read_manifest(out) if r["status"] == "done"]
+    assert len(records) == 4
     assert all(r["params"][0]["params"] == pytest.approx(fitted.stages[0].start, abs=1e-6) for r in records)
     again = _invoke(*args)
     assert "fit on" not in again.stdout and "0 done, 0 failed, 4 skipped" in again.stdout

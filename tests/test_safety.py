@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 import cli
-from enhance.batch import read_manifest, tune_folder
+from enhance.batch import BatchError, read_manifest, tune_folder
 from enhance.io import ImageError, read
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,6 +161,19 @@ def test_batch_never_appends_to_a_file_that_is_not_its_manifest(tmp_path: Path, 
     _one_line(_run("batch", src, "-o", out, "--op", "exposure", "--quiet", "--weights", weights), "manifest.jsonl",
               "not a manifest")
     assert (out / "manifest.jsonl").read_text() == "my shopping list\nmilk\n"
+
+
+def test_a_report_replaces_only_a_page_enhance_wrote(tmp_path: Path, weights: str) -> None:
+    src = _photo(tmp_path / "in" / "a.png")
+    page = tmp_path / "page.html"
+    page.write_text("my own page")
+    _one_line(_run("rank", src, "--report", page, "--weights", weights), "page.html", "--force")
+    assert page.read_text() == "my own page"
+    page.unlink()
+    for _ in range(2):  # the second run replaces the page the first one wrote
+        result = _run("rank", src, "--report", page, "--weights", weights)
+        assert result.exit_code == 0, result.output
+    assert "<!DOCTYPE html>" in page.read_text()
 
 
 # --- resources and hangs ------------------------------------------------------------------------
@@ -470,8 +483,10 @@ def _snapshot(*folders: Path) -> dict[str, object]:
     return seen
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(entries=st.lists(ENTRY, max_size=6))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.lists(ENTRY, min_size=1, max_size=6))
+@example(entries=[("a.png", "file", b"mine"), ("sub", "folder", b""), ("sub/b.jpg.json", "file", b"notes")])
+@example(entries=[("a.png", "link-in", b""), ("manifest.jsonl", "link-out-file", b"")])
 def test_only_the_runs_own_outputs_change(tmp_path_factory: pytest.TempPathFactory, tiny_scorer,
                                           entries: list[tuple[str, str, bytes]]) -> None:
     root = tmp_path_factory.mktemp("prop")
@@ -505,8 +520,9 @@ def test_only_the_runs_own_outputs_change(tmp_path_factory: pytest.TempPathFacto
     own = {p.resolve() for p in planned} | {Path(f"{p}.json").resolve() for p in planned} | {
         (out / "manifest.jsonl").resolve()}
     try:
-        tune_folder([src], out, "exposure", tiny_scorer, steps=1)
-    except ValueError:  # the whole run refused (a manifest it may not write): nothing may change
+        report = tune_folder([src], out, ["exposure"], tiny_scorer, steps=1)
+        assert sorted(r["output"] for r in report.records) == ["a.png", "sub/b.jpg"]  # the run did run
+    except BatchError:  # the whole run refused (a manifest it may not write): nothing may change
         own = set()
     after = _snapshot(out, outside, src)
     for path, state in before.items():
