@@ -99,7 +99,7 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
         samples = select_split(ratings.samples, ratings.root, scorer.meta, split)
     except ValueError as exc:
         _fail(str(exc))
-    figures: dict[str, Any] = dict(evaluate_samples(scorer.model, samples, next(scorer.parameters()).device))
+    figures: dict[str, Any] = dict(evaluate_samples(scorer.model, samples, scorer.device))
     figures["scale"] = ratings.scale.name
     if as_json:
         click.echo(json.dumps(figures))
@@ -199,7 +199,7 @@ def _shares(value: str | None) -> list[float] | None:
 
 
 def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
-    from enhance.tune import as_recipe
+    from enhance.recipe import as_recipe
 
     if bool(ops) == bool(recipe):
         _fail("give either --op NAME (repeatable) or --recipe NAME|FILE")
@@ -248,11 +248,13 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
     if as_json:
         click.echo(json.dumps(record))
         return
-    before, after = record["before"]["full"]["mean"], record["after"]["full"]["mean"]
+    before, after = record["score"]["before"]["mean"], record["score"]["after"]["mean"]
+    objective = f"objective {record['objective']['before']['full']['mean']:.3f} -> " \
+                f"{record['objective']['after']['full']['mean']:.3f}"
     if record["kept_input"]:
-        click.echo(f"{src}: no improvement found ({before:.3f}); wrote the input unchanged to {target}")
+        click.echo(f"{src}: no improvement found (score {before:.3f}; {objective}); wrote the input unchanged to {target}")
     else:
-        click.echo(f"{src}: score {before:.3f} -> {after:.3f} in {record['steps']} steps; wrote {target}")
+        click.echo(f"{src}: score {before:.3f} -> {after:.3f} ({objective}) in {record['steps']} steps; wrote {target}")
     if chosen.select == "best":
         click.echo(f"  {record['note']}")
     for o in record["ops"]:
@@ -398,7 +400,7 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
             click.echo(f"enhance: {path}: no such file or folder", err=True)
         if done.fit is not None:
             fit = done.fit
-            click.echo(f"fit on {fit.images} images: mean score {fit.before:.3f} -> {fit.after:.3f}"
+            click.echo(f"fit on {fit.images} images: mean objective {fit.before:.3f} -> {fit.after:.3f}"
                        + (" (no gain: identity kept)" if fit.kept_input else ""), err=as_json)
         click.echo(done.line(), err=as_json)
         if report:

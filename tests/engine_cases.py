@@ -74,9 +74,10 @@ def image_summary(image: torch.Tensor) -> dict[str, Any]:
 
 def result_summary(output: torch.Tensor, result: Any) -> dict[str, Any]:
     record = result.as_dict()
-    return {"output": image_summary(output),
-            **{k: record[k] for k in ("ops", "before", "after", "steps", "evaluations", "optimizer", "seed",
-                                      "kept_input", "note", "history", "hdr_scale")}}
+    return {"output": image_summary(output), "before": record["objective"]["before"],
+            "after": record["objective"]["after"],
+            **{k: record[k] for k in ("ops", "steps", "evaluations", "optimizer", "seed", "kept_input", "note",
+                                      "history", "hdr_scale")}}
 
 
 def recorder() -> tuple[list[list[float]], Callable[[int, float], None]]:
