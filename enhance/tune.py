@@ -195,7 +195,7 @@ def finish_best(
     failed = " (not above the input on the full render)"
     gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" + (failed if k in done and k != held else "")
                       for k, (st, c) in enumerate(zip(recipe.stages, climbs)))
-    note = (f"{recipe.stages[i].op.name} kept of the operators tuned alone (proxy score gain: {gains})"
+    note = (f"{recipe.stages[i].op.name} kept of the operators tuned alone (proxy objective gain: {gains})"
             if held is not None else chosen.note)
     seconds = {"tune": round(sum(c.seconds for c in climbs), 3),
                "render": round(sum(r.seconds["render"] for _, r in done.values()), 3)}
