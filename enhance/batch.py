@@ -5,8 +5,8 @@ Layout: a file named directly goes to ``OUTDIR/<name>``; the images found (recur
 folder keep their path relative to that folder. Each output gets the sidecar ``enhance tune``
 writes (``<output>.json``) and then one line in the manifest, ``OUTDIR/manifest.jsonl`` (one
 ``manifest.rank<R>.jsonl`` per rank when distributed): input path, status (done, failed, skipped),
-error, the whole-photo mean scores before and after (as ``enhance score``), parameters, seconds, and the hashes that decide
-resuming.
+error, the whole-photo mean scores before and after (as ``enhance score``), parameters, seconds,
+and the hashes that decide resuming.
 
 Resuming: a photo is finished, and ``skipped``, when a ``done`` line of any manifest part has the
 same input sha256, recipe sha256 (the recipe's TOML text, steps, seed, strength and mode) and

@@ -174,10 +174,9 @@ def _tuned(item: ReportItem) -> str:
     meta = [_e(r.get("recipe", "")), f'{_e(r.get("steps", 0))} steps', f"{seconds:.1f} s",
             f'<span class="delta {"up" if delta > 0 else "flat"}">{delta:+.3f}</span>']
     badge = ' <span class="badge">kept input</span>' if kept else ""
-    objective = r["objective"]
-    note = (f'<p class="note">{_e(r.get("note", ""))} (objective of the tuned result '
-            f'{float(objective["after"]["full"]["mean"]):.3f}, of the input {float(objective["before"]["full"]["mean"]):.3f})</p>'
-            if kept else "")
+    tuned, given = (float(r["objective"][k]["full"]["mean"]) for k in ("after", "before"))
+    note = (f'<p class="note">{_e(r.get("note", ""))} (objective of the tuned result {tuned:.3f}, '
+            f'of the input {given:.3f})</p>' if kept else "")
     top = max(max(map(float, before["dist"])), max(map(float, after["dist"])))
     return (
         f'<article class="item{" kept" if kept else ""}">'
