@@ -398,7 +398,7 @@ def test_shared_cli_writes_fitted_toml_and_resumes(world, tmp_path):
     args = [world["src"], "-o", out, *ARGS, "--weights", world["weights"], "--shared"]
     first = _invoke(*args)
     assert first.exit_code == 0, first.output
-    assert "fit on 4 images: mean score" in first.stdout and "worse" in first.stdout
+    assert "fit on 4 images: mean objective" in first.stdout and "worse" in first.stdout
     fitted = load_recipe(out / "fitted.toml")
     records = read_manifest(out)
     assert all(r["params"][0]["params"] == pytest.approx(fitted.stages[0].start, abs=1e-6) for r in records)
