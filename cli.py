@@ -158,7 +158,7 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
         samples = select_split(ratings.samples, ratings.root, scorer.meta, split)
     except ValueError as exc:
         _fail(str(exc))
-    figures: dict[str, Any] = dict(evaluate_samples(scorer.model, samples, next(scorer.parameters()).device))
+    figures: dict[str, Any] = dict(evaluate_samples(scorer.model, samples, scorer.device))
     figures["scale"] = ratings.scale.name
     figures["skipped"] = ratings.skipped
     if as_json:  # strict JSON: a figure that cannot be computed (NaN) is null
@@ -265,7 +265,7 @@ def _reads(recipe: str | None, weights: str | None) -> list[str]:
 
 
 def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
-    from enhance.tune import as_recipe
+    from enhance.recipe import as_recipe
 
     if bool(ops) == bool(recipe):
         _fail("give either --op NAME (repeatable) or --recipe NAME|FILE")
@@ -317,11 +317,13 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
     if as_json:
         click.echo(json.dumps(record))
         return
-    before, after = record["before"]["full"]["mean"], record["after"]["full"]["mean"]
+    before, after = record["score"]["before"]["mean"], record["score"]["after"]["mean"]
+    objective = f"objective {record['objective']['before']['full']['mean']:.3f} -> " \
+                f"{record['objective']['after']['full']['mean']:.3f}"
     if record["kept_input"]:
-        click.echo(f"{src}: no improvement found ({before:.3f}); wrote the input unchanged to {target}")
+        click.echo(f"{src}: no improvement found (score {before:.3f}; {objective}); wrote the input unchanged to {target}")
     else:
-        click.echo(f"{src}: score {before:.3f} -> {after:.3f} in {record['steps']} steps; wrote {target}")
+        click.echo(f"{src}: score {before:.3f} -> {after:.3f} ({objective}) in {record['steps']} steps; wrote {target}")
     if Path(target).suffix.lower() != Path(src).suffix.lower() and out is None:
         click.echo(f"  ({Path(src).suffix} files cannot be written: the output is a "
                    f"{bit_depth or 16}-bit PNG; give -o for another format)")
@@ -510,7 +512,7 @@ def _batch(inputs: tuple[str, ...], outdir: str, chosen: Any, shared: bool, step
             click.echo(f"enhance: {path}: no such file or folder", err=True)
         if done.fit is not None:
             fit = done.fit
-            click.echo(f"fit on {fit.images} images: mean score {fit.before:.3f} -> {fit.after:.3f}"
+            click.echo(f"fit on {fit.images} images: mean objective {fit.before:.3f} -> {fit.after:.3f}"
                        + (" (no gain: identity kept)" if fit.kept_input else ""), err=as_json)
         click.echo(done.line(), err=as_json)
     if distributed:

@@ -11,7 +11,7 @@ Methods, all on the same scenes: ``tonemap`` and ``tonemap_local`` tuned by :fun
 with their defaults (recipe steps, the tuner's HDR pre-scale); ``tonemap`` untuned, at its identity
 parameters after the same pre-scale (where tuning starts); Reinhard global (key 0.18, white at the
 99.9th percentile of the scaled luminance); OpenCV Drago, Mantiuk and Reinhard (defaults, gamma 1, then
-sRGB-encoded; exact zeros raised to the smallest positive radiance, which OpenCV needs); and a plain clip after auto-exposure (:func:`enhance.tune.display` of the pre-scaled
+sRGB-encoded; exact zeros raised to the smallest positive radiance, which OpenCV needs); and a plain clip after auto-exposure (:func:`enhance.render.display` of the pre-scaled
 radiance). Reported: PSNR and SSIM (skimage) of the sRGB result against the pristine photo, and the
 predicted score on the tuner's views (proxy and two crops) with the installed weights.
 
@@ -44,9 +44,11 @@ sys.path.insert(0, str(ROOT))
 
 from enhance.ops.color import linear_to_srgb, luminance, srgb_to_linear  # noqa: E402
 from enhance.recipe import Recipe  # noqa: E402
-from enhance.tune import (  # noqa: E402
-    Opinion, Views, _unconstrained, apply_pipeline, bounded, display, hdr_scale, render, resize_long, tune,
-)
+from enhance.params import bounded, unconstrained  # noqa: E402
+from enhance.render import apply_pipeline, display, hdr_scale, render, resize_long  # noqa: E402
+from enhance.result import Opinion  # noqa: E402
+from enhance.tune import tune  # noqa: E402
+from enhance.views import Views  # noqa: E402
 from nima import Scorer  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
@@ -123,7 +125,7 @@ def fit_to_target(
     Returns the rendering and the fitted parameters of the first stage."""
     scaled = radiance * hdr_scale(radiance)
     small, goal = resize_long(scaled, 384), resize_long(target, 384)
-    u = [{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in _unconstrained(recipe, 1, radiance.device)]
+    u = [{k: v.clone().requires_grad_(True) for k, v in d.items()} for d in unconstrained(recipe, 1, radiance.device)]
     opt = torch.optim.Adam([t for d in u for t in d.values()], lr=0.05)
     for _ in range(steps):
         opt.zero_grad()

@@ -40,7 +40,9 @@ AXES: list[tuple[str, str, list[float]]] = [
 def axis_peaks(scorer: torch.nn.Module, sources: list[Path]) -> dict[str, dict]:
     """Mean score along each axis over the sources; where it peaks, and the identity."""
     from enhance.recipe import Recipe
-    from enhance.tune import Views, apply_pipeline, params_from_values
+    from enhance.params import params_from_values
+    from enhance.render import apply_pipeline
+    from enhance.views import Views
     from nima.data.synthetic import load_pristine
 
     out = {}

@@ -61,7 +61,10 @@ def step_cost(repeats: int, device: str = "cpu", bf16: bool = False) -> dict:
     by benchmarks/gpu.py); the operators stay in float32.
     """
     from enhance.recipe import Recipe
-    from enhance.tune import Views, apply_pipeline, bounded, identity_pull, repeatable, _unconstrained
+    from enhance.climb import repeatable
+    from enhance.params import bounded, identity_pull, unconstrained
+    from enhance.render import apply_pipeline
+    from enhance.views import Views
     from nima import load_scorer, mean_score
 
     scorer = load_scorer(device=device)
@@ -70,7 +73,7 @@ def step_cost(repeats: int, device: str = "cpu", bf16: bool = False) -> dict:
     image = to_tensor(load_rgb(KODAK / "kodim05.png")).to(device)
     recipe = Recipe.from_ops(["tonemap"])
     views = Views.of(image, recipe, crops=2, size=224, seed=0)
-    u = [{k: v.requires_grad_(True) for k, v in d.items()} for d in _unconstrained(recipe, 1, torch.device(device))]
+    u = [{k: v.requires_grad_(True) for k, v in d.items()} for d in unconstrained(recipe, 1, torch.device(device))]
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16)
 
     def score(x: torch.Tensor) -> torch.Tensor:

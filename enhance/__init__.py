@@ -24,11 +24,12 @@ The scorer itself lives in :mod:`nima` (``nima.load_scorer()``).
 from enhance import ops
 from enhance.batch import BatchReport, tune_folder
 from enhance.files import apply_file, tune_file
-from enhance.fit import SharedFit, fit_shared, tune_batch
 from enhance.io import ImageError, Photo, read, write
 from enhance.rank import FileScore, find_images, rank_files, score_files
 from enhance.recipe import Recipe, RecipeError, load_recipe
-from enhance.tune import TuneError, TuneResult, render, tune
+from enhance.render import TuneError, render
+from enhance.result import TuneResult
+from enhance.tune import SharedFit, fit_shared, tune, tune_batch
 
 __all__ = [
     "BatchReport", "FileScore", "ImageError", "Photo", "Recipe", "RecipeError", "SharedFit", "TuneError",

@@ -5,8 +5,8 @@ Layout: a file named directly goes to ``OUTDIR/<name>``; the images found (recur
 folder keep their path relative to that folder. Each output gets the sidecar ``enhance tune``
 writes (``<output>.json``) and then one line in the manifest, ``OUTDIR/manifest.jsonl`` (one
 ``manifest.rank<R>.jsonl`` per rank when distributed): input path, status (done, failed, skipped,
-or writing: the line before an output is written), error, full-render mean scores before and after,
-parameters, seconds, and the hashes that decide resuming. An input in a format that cannot be
+or writing: the line before an output is written), error, the whole-photo mean scores before and
+after (as ``enhance score``), parameters, seconds, and the hashes that decide resuming. An input in a format that cannot be
 written (Radiance ``.hdr``/``.pic``, OpenEXR) gets a 16-bit PNG output (``scene.hdr`` -> ``scene.png``).
 
 Ownership: the files under OUTDIR that a manifest line names (written or about to be) are the
@@ -39,13 +39,13 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from enhance.files import file_sha256, package_version, sidecar_path
-from enhance.fit import SharedFit, apply_values, fit_shared, tune_batch
+from enhance.files import file_sha256, sidecar_path
 from enhance.io import WRITE_EXTENSIONS, ImageError, Photo, atomic_path, read, write, write_json
 from enhance.outputs import Inputs, OutputError, check_writes, inside, opens_with
 from enhance.rank import find_images
-from enhance.recipe import Recipe, load_recipe
-from enhance.tune import TuneResult, as_recipe, tune
+from enhance.recipe import Recipe, as_recipe, load_recipe
+from enhance.result import TuneResult, sidecar_record
+from enhance.tune import SharedFit, apply_values, fit_shared, tune, tune_batch
 from nima import Scorer
 
 MANIFEST = "manifest.jsonl"
@@ -232,7 +232,7 @@ def tuner_for(recipe: Recipe, scorer: Scorer, *, steps: int, seed: int, strength
               values: Sequence[dict[str, float]] | None = None, note: str = "shared parameters") -> Tuner:
     """photos -> (output, TuneResult) each: ``tune`` for one photo, ``tune_batch`` for several, or
     with ``values`` (a shared fit) ``apply_values``."""
-    device = next(scorer.parameters()).device
+    device = scorer.device
 
     def tune_photos(photos: list[Photo]) -> list[tuple[torch.Tensor, TuneResult]]:
         if values is not None:
@@ -292,17 +292,12 @@ def run(
             t0 = time.perf_counter()
             write(path, output.cpu(), like=photo)
             seconds = {"read": round(t_read, 3), **result.seconds, "write": round(time.perf_counter() - t0, 3)}
-            write_json(sidecar_path(path), {
-                "input": str(job.src), "input_sha256": sha, "output": str(path), "recipe": recipe.name,
-                **result.as_dict(), "weights": scorer.weights, "weights_sha256": weights_sha,
-                "version": package_version(), "seconds": seconds})
+            write_json(sidecar_path(path), sidecar_record(job.src, sha, path, recipe, result, scorer, seconds))
             out_sha = file_sha256(path)
         except Exception as exc:  # noqa: BLE001 - one bad photo never stops the batch
             return fail(job, _reason(job, exc))
-        before = result.before["full"].mean
         record = {"path": str(job.src), "output": job.rel, "status": "done", "error": None,
-                  "before": round(before, 5),
-                  "after": round(before if result.kept_input else result.after["full"].mean, 5),
+                  "before": round(result.score["before"].mean, 5), "after": round(result.score["after"].mean, 5),
                   "kept_input": result.kept_input, "params": result.ops, "seconds": seconds,
                   "input_sha256": sha, "output_sha256": out_sha, "recipe_sha256": recipe_sha,
                   "weights_sha256": weights_sha}
@@ -544,7 +539,7 @@ def tune_folder(
     recipe = as_recipe(recipe)
     steps = steps or recipe.steps
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
-    device = next(scorer.parameters()).device
+    device = scorer.device
     planned, missing = plan(inputs, outdir)
     mine = shard(planned, rank, world)
     manifest_path = Path(outdir) / manifest_name(rank if distributed else None)

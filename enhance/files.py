@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -17,15 +16,11 @@ import torch
 from enhance.io import WRITE_EXTENSIONS, read, write, write_json
 from enhance.outputs import check_image_name, check_writes
 from enhance.recipe import Recipe
-from enhance.tune import check_hdr, display, hdr_scale, params_from_values, render, tune
+from enhance.params import params_from_values
+from enhance.render import check_hdr, display, hdr_scale, render
+from enhance.result import sidecar_record
+from enhance.tune import tune
 from nima import Scorer
-
-
-def package_version() -> str:
-    try:
-        return version("enhance")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
 
 
 def default_output(path: str | Path) -> Path:
@@ -73,7 +68,7 @@ def tune_file(
     before reading, ImageError for unreadable input, TuneError when tuning fails; nothing is
     written in those cases."""
     check_tune(src, out, force=force, report=report, inputs=inputs)
-    device = next(scorer.parameters()).device
+    device = scorer.device
     t0 = time.perf_counter()
     photo = read(src)
     t_read = time.perf_counter() - t0
@@ -82,12 +77,8 @@ def tune_file(
     t1 = time.perf_counter()
     write(out, output.cpu(), like=photo, bit_depth=bit_depth)
     t_write = time.perf_counter() - t1
-    record = {
-        "input": str(src), "input_sha256": file_sha256(src), "output": str(out), "recipe": recipe.name,
-        **result.as_dict(),
-        "weights": scorer.weights, "weights_sha256": scorer.weights_sha256, "version": package_version(),
-    }
-    record["seconds"] = {"read": round(t_read, 3), **result.seconds, "write": round(t_write, 3)}
+    record = sidecar_record(src, file_sha256(src), out, recipe, result, scorer,
+                            {"read": round(t_read, 3), **result.seconds, "write": round(t_write, 3)})
     write_json(sidecar_path(out), record)
     if report is not None:
         from enhance.report import file_item, write_report

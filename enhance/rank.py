@@ -9,6 +9,8 @@ from typing import Iterable, Iterator, Sequence
 import torch
 
 from enhance.io import ImageError, is_image_path, read
+from enhance.render import Source
+from enhance.views import whole
 from nima import Scorer, mean_score, std_score
 
 
@@ -42,10 +44,6 @@ def find_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
     return list(found.values()), missing
 
 
-def _thumb(image: torch.Tensor, size: int) -> torch.Tensor:
-    return torch.nn.functional.interpolate(image, size=(size, size), mode="bilinear", antialias=True)
-
-
 @torch.no_grad()
 def score_files(
     paths: Sequence[str | Path], scorer: Scorer, batch_size: int = 16
@@ -53,9 +51,11 @@ def score_files(
     """Score files in order, ``batch_size`` at a time; a file that cannot be read yields its
     ImageError in its place and the others are still scored.
 
-    Images are decoded, resized to the scorer's input on the CPU, then scored in batches.
+    Images are decoded, resized whole to the scorer's input on the CPU (:func:`enhance.views.whole`:
+    the headline score ``tune`` and ``batch`` record too; HDR radiance is scored in the plain display
+    encoding ``tune`` starts from), then scored in batches.
     """
-    device = next(scorer.parameters()).device
+    device = scorer.device
     pending: list[tuple[str, torch.Tensor]] = []
 
     def flush() -> Iterator[FileScore]:
@@ -73,7 +73,8 @@ def score_files(
             yield from flush()
             yield exc
             continue
-        pending.append((str(path), _thumb(photo.image.clamp(0, 1), scorer.input_size)))
+        shown = Source.of(photo.image, photo.linear).plain  # HDR: as the tuner displays its input
+        pending.append((str(path), whole(shown, scorer.input_size)))
         if len(pending) == batch_size:
             yield from flush()
     yield from flush()

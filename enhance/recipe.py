@@ -120,6 +120,15 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def as_recipe(recipe: Recipe | str | Sequence[str]) -> Recipe:
+    """A Recipe as is; a string names a shipped recipe or a TOML file; a list names operators."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, str):
+        return load_recipe(recipe)
+    return Recipe.from_ops(list(recipe))
+
+
 def builtin_recipes() -> dict[str, Path]:
     """Name -> file of the recipes shipped with the package."""
     folder = resources.files("enhance.recipes")
@@ -155,6 +164,43 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
+def _stage(entry: dict[str, Any], text: str, source: str) -> Stage:
+    """One ``[[op]]`` entry of recipe ``text`` as a Stage; errors name ``source`` and the line."""
+    op_name = entry.get("name")
+    where = f"{source}{_line_of(text, 'name', repr(op_name)[1:-1])}"
+    if not isinstance(op_name, str):
+        raise RecipeError(f"{where}: an operator's name must be a string, got {op_name!r}")
+    try:
+        op = ops.get(op_name)
+    except ValueError as exc:
+        raise RecipeError(f"{where}: {exc}") from None
+    for key in entry:
+        if key not in ("name", "params"):
+            raise RecipeError(f"{source}{_line_of(text, key)}: unknown key {key!r} in operator {op_name!r}")
+    by_name = {p.name: p for p in op.params}
+    start = op.identity
+    for pname, bounds in entry.get("params", {}).items():
+        pwhere = f"{source}{_line_of(text, pname)}"
+        if pname not in by_name:
+            raise RecipeError(f"{pwhere}: operator {op_name!r} has no parameter {pname!r}; "
+                              f"it has: {', '.join(by_name)}")
+        if not isinstance(bounds, dict) or set(bounds) - {"lo", "hi", "start"}:
+            raise RecipeError(f"{pwhere}: {pname} takes a table with lo, hi and start")
+        lo = _number(bounds["lo"], pwhere) if "lo" in bounds else None
+        hi = _number(bounds["hi"], pwhere) if "hi" in bounds else None
+        try:
+            spec = by_name[pname].narrowed(lo, hi)
+        except ValueError as exc:
+            raise RecipeError(f"{pwhere}: {pname}: {exc}") from None
+        value = _number(bounds.get("start", min(max(spec.identity, spec.lo), spec.hi)), pwhere)
+        if not spec.lo <= value <= spec.hi:
+            raise RecipeError(f"{pwhere}: {pname} start {value} lies outside [{spec.lo}, {spec.hi}]")
+        by_name[pname], start[pname] = spec, value
+    for p in by_name.values():  # identity outside narrowed bounds: start at the nearest bound
+        start[p.name] = min(max(start[p.name], p.lo), p.hi)
+    return Stage(op, tuple(by_name[p.name] for p in op.params), start)
+
+
 def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> Recipe:
     """Parse recipe TOML text; every error names ``source`` and the offending line."""
     try:
@@ -168,38 +214,7 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
     entries = data.get("op", [])
     if not isinstance(entries, list) or not entries:
         raise RecipeError(f"{source}: a recipe needs at least one [[op]] entry")
-    stages = []
-    for entry in entries:
-        op_name = entry.get("name")
-        where = f"{source}{_line_of(text, 'name', repr(op_name)[1:-1])}"
-        if op_name not in ops.REGISTRY:
-            raise RecipeError(f"{where}: unknown operator {op_name!r}; known: {', '.join(ops.names())}")
-        for key in entry:
-            if key not in ("name", "params"):
-                raise RecipeError(f"{source}{_line_of(text, key)}: unknown key {key!r} in operator {op_name!r}")
-        op = ops.get(op_name)
-        by_name = {p.name: p for p in op.params}
-        start = op.identity
-        for pname, bounds in entry.get("params", {}).items():
-            pwhere = f"{source}{_line_of(text, pname)}"
-            if pname not in by_name:
-                raise RecipeError(f"{pwhere}: operator {op_name!r} has no parameter {pname!r}; "
-                                  f"it has: {', '.join(by_name)}")
-            if not isinstance(bounds, dict) or set(bounds) - {"lo", "hi", "start"}:
-                raise RecipeError(f"{pwhere}: {pname} takes a table with lo, hi and start")
-            lo = _number(bounds["lo"], pwhere) if "lo" in bounds else None
-            hi = _number(bounds["hi"], pwhere) if "hi" in bounds else None
-            try:
-                spec = by_name[pname].narrowed(lo, hi)
-            except ValueError as exc:
-                raise RecipeError(f"{pwhere}: {pname}: {exc}") from None
-            value = _number(bounds.get("start", min(max(spec.identity, spec.lo), spec.hi)), pwhere)
-            if not spec.lo <= value <= spec.hi:
-                raise RecipeError(f"{pwhere}: {pname} start {value} lies outside [{spec.lo}, {spec.hi}]")
-            by_name[pname], start[pname] = spec, value
-        for p in by_name.values():  # identity outside narrowed bounds: start at the nearest bound
-            start[p.name] = min(max(start[p.name], p.lo), p.hi)
-        stages.append(Stage(op, tuple(by_name[p.name] for p in op.params), start))
+    stages = [_stage(entry, text, source) for entry in entries]
     settings: dict[str, Any] = {}
     for key, lo, hi in (("steps", 1, 10_000), ("proxy", 64, 8192)):
         if key in data:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from enhance.io import atomic_path
 from enhance.rank import FileScore
-from enhance.tune import resize_long
+from enhance.render import resize_long
 
 _OPENING = b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<meta name="generator" content="enhance">\n'
 THUMB = 320      # long side of thumbnails, pixels
@@ -71,7 +71,7 @@ def file_item(src: str | os.PathLike[str], out: str | os.PathLike[str], record: 
     """A tuned photo from its files: input ``src`` (HDR input shown in its plain display encoding),
     output ``out`` and its sidecar ``record``."""
     from enhance.io import read
-    from enhance.tune import display
+    from enhance.render import display
 
     photo = read(src)
     before = display(photo.image) if photo.linear else photo.image
@@ -151,9 +151,8 @@ def _img(uri: str | None, alt: str) -> str:
 
 
 def _opinions(record: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    """Scores before and as written: a kept input was written unchanged, so it scores as before."""
-    before, after = record["before"]["full"], record["after"]["full"]
-    return before, before if record.get("kept_input") else after
+    """The headline scores (whole photo, as ``enhance score``) of the input and of the output written."""
+    return record["score"]["before"], record["score"]["after"]
 
 
 def _totals(records: list[Mapping[str, Any]], means: list[float]) -> str:
@@ -184,8 +183,9 @@ def _tuned(item: ReportItem) -> str:
     meta = [_e(r.get("recipe", "")), f'{_e(r.get("steps", 0))} steps', f"{seconds:.1f} s",
             f'<span class="delta {"up" if delta > 0 else "flat"}">{delta:+.3f}</span>']
     badge = ' <span class="badge">kept input</span>' if kept else ""
-    note = (f'<p class="note">{_e(r.get("note", ""))} (tuned result: {float(r["after"]["full"]["mean"]):.3f})</p>'
-            if kept else "")
+    tuned, given = (float(r["objective"][k]["full"]["mean"]) for k in ("after", "before"))
+    note = (f'<p class="note">{_e(r.get("note", ""))} (objective of the tuned result {tuned:.3f}, '
+            f'of the input {given:.3f})</p>' if kept else "")
     top = max(max(map(float, before["dist"])), max(map(float, after["dist"])))
     return (
         f'<article class="item{" kept" if kept else ""}">'

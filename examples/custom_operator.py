@@ -87,7 +87,7 @@ def main() -> None:
     t0 = time.perf_counter()
     out, result = enhance.tune(image, ["vignette"], steps=args.steps, seed=0, crops=0)
     p = result.ops[0]["params"]
-    print(f"tune(['vignette']): score {result.before['full'].mean:.3f} -> {result.after['full'].mean:.3f} "
+    print(f"tune(['vignette']): score {result.score['before'].mean:.3f} -> {result.score['after'].mean:.3f} "
           f"in {result.steps} steps ({time.perf_counter() - t0:.1f} s); "
           f"strength={p['strength']:+.3f} radius={p['radius']:.3f}"
           + ("; no gain, input kept" if result.kept_input else ""))
@@ -99,7 +99,7 @@ def main() -> None:
     recipe = enhance.load_recipe(toml)
     t0 = time.perf_counter()
     out, result = enhance.tune(image, recipe, seed=0, crops=0)
-    print(f"recipe {toml} (tonemap > vignette): score {result.before['full'].mean:.3f} -> {result.after['full'].mean:.3f} "
+    print(f"recipe {toml} (tonemap > vignette): score {result.score['before'].mean:.3f} -> {result.score['after'].mean:.3f} "
           f"({time.perf_counter() - t0:.1f} s)")
     for op in result.ops:
         print(f"  {op['name']}: " + ", ".join(f"{k}={v:+.3f}" for k, v in op["params"].items()))

@@ -41,6 +41,11 @@ class Scorer(nn.Module):
         self.weights_sha256 = file_sha256(weights) if weights else None
         self.input_size = model.spec.input_size
 
+    @property
+    def device(self) -> torch.device:
+        """The device the scorer's weights are on."""
+        return next(self.parameters()).device
+
     def train(self, mode: bool = True) -> "Scorer":
         """Always stays in eval mode: the scorer is frozen."""
         return super().train(False)

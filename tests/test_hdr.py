@@ -20,7 +20,8 @@ from enhance import ops
 from enhance.io import read
 from enhance.ops.color import luminance, srgb_to_linear
 from enhance.recipe import Recipe
-from enhance.tune import apply_pipeline, hdr_scale, render, tune
+from enhance.render import apply_pipeline, hdr_scale, render
+from enhance.tune import tune
 
 H, W = 64, 96
 

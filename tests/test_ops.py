@@ -14,6 +14,7 @@ from torch import Tensor
 from enhance import ops
 from enhance.ops import Operator, ParamSpec
 from enhance.ops.color import linear_to_srgb, srgb_to_linear
+from enhance.recipe import Recipe
 
 NAMES = ["contrast", "denoise", "exposure", "levels", "sharpen", "tonemap", "tonemap_local", "white_balance"]
 
@@ -65,6 +66,27 @@ def test_registry_holds_every_operator() -> None:
     assert all(ops.get(n).name == n and ops.REGISTRY[n] is ops.get(n) for n in NAMES)
     with pytest.raises(ValueError, match="known: contrast"):
         ops.get("nope")
+
+
+def test_an_unknown_name_gets_the_close_matches() -> None:
+    with pytest.raises(ValueError, match=r"unknown operator 'tonemapp'; did you mean 'tonemap' or 'tonemap_local'\?"):
+        ops.get("tonemapp")
+    with pytest.raises(ValueError, match=r"did you mean 'sharpen'\?"):
+        Recipe.from_ops(["exposure", "sharpn"])
+
+
+def test_register_operator_registers_the_function_at_its_definition() -> None:
+    spec = ParamSpec("gain", 0.5, 2.0, 1.0, "x", "brightness gain")
+    try:
+        @ops.register_operator(params=(spec,), doc="A gain.", name="test_gain")
+        def gain(image: torch.Tensor, params: dict[str, torch.Tensor], *, ref_size: int | None = None) -> torch.Tensor:
+            return (image * params["gain"].reshape(-1, 1, 1, 1)).clamp(0, 1)
+
+        op = ops.get("test_gain")
+        assert op.fn is gain and op.params == (spec,) and op.doc == "A gain." and not op.hdr
+        assert op.halo({"gain": torch.ones(1)}, 100) == 0
+    finally:
+        ops.REGISTRY.pop("test_gain", None)
 
 
 def test_register_rejects_duplicates_and_bad_identity() -> None:
@@ -173,7 +195,7 @@ def test_exposure_raises_mean_by_the_gain() -> None:
 
 
 def test_srgb_round_trip() -> None:
-    x = torch.linspace(0, 1, 1001)
+    x = torch.linspace(0, 1, 1002).view(1, 3, 334, 1)
     torch.testing.assert_close(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-6, rtol=0)
 
 
@@ -183,7 +205,7 @@ def test_white_balance_warms_and_keeps_grey_luminance() -> None:
     lin = srgb_to_linear(y)[0, :, 0, 0]
     assert lin[0] > lin[2]
     luma = (lin * torch.tensor([0.2126, 0.7152, 0.0722])).sum()
-    torch.testing.assert_close(luma, srgb_to_linear(torch.tensor(0.5)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(luma, srgb_to_linear(torch.full((1, 3, 1, 1), 0.5))[0, 0, 0, 0], atol=1e-4, rtol=0)
 
 
 def test_contrast_raises_std_and_fixes_black_and_white() -> None:
@@ -330,8 +352,8 @@ def test_levels_undoes_a_known_haze_and_gamma() -> None:
 
 
 def test_replicate_pad_matches_f_pad() -> None:
-    from enhance.ops.filters import _replicate_pad
+    from enhance.ops.filters import replicate_pad
 
     x = torch.rand(2, 3, 7, 5)
     for k in (0, 1, 4, 9):
-        assert torch.equal(_replicate_pad(x, k), F.pad(x, (k,) * 4, mode="replicate"))
+        assert torch.equal(replicate_pad(x, k), F.pad(x, (k,) * 4, mode="replicate"))

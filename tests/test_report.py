@@ -43,14 +43,15 @@ def tuned(tiny_scorer: Any) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]
     record = {"input": "photo.jpg", "output": "photo.enhanced.jpg", "recipe": "exposure+sharpen",
               **result.as_dict()}
     record["kept_input"], record["note"] = False, "improved"
-    record["after"]["full"]["mean"] = record["before"]["full"]["mean"] + 0.25
+    record["score"]["after"]["mean"] = record["score"]["before"]["mean"] + 0.25
     return image, out, record
 
 
 def _kept(record: dict[str, Any]) -> dict[str, Any]:
     r = copy.deepcopy(record)
     r["kept_input"], r["note"] = True, "the tuned result did not score above the input"
-    r["after"]["full"]["mean"] = r["before"]["full"]["mean"] - 0.5
+    r["objective"]["after"]["full"]["mean"] = r["objective"]["before"]["full"]["mean"] - 0.5
+    r["score"]["after"] = copy.deepcopy(r["score"]["before"])  # the input, returned unchanged
     return r
 
 
@@ -130,9 +131,13 @@ def test_tune_page_is_well_formed_with_two_images_and_ten_bars_per_chart(tuned: 
 
 def test_kept_input_scores_as_the_input_in_the_totals(tuned: Any) -> None:
     _, _, record = tuned
-    before = record["before"]["full"]["mean"]
-    page = render_report([tune_item("k.jpg", None, None, _kept(record))], title="t")
+    before = record["score"]["before"]["mean"]
+    kept = _kept(record)
+    page = render_report([tune_item("k.jpg", None, None, kept)], title="t")
     assert f"<b>{before:.3f}</b> → <b>{before:.3f}</b>" in page
+    objective = kept["objective"]
+    assert (f"objective of the tuned result {objective['after']['full']['mean']:.3f}, "
+            f"of the input {objective['before']['full']['mean']:.3f}") in page
     assert "0</b> improved" in page and page.count('class="noimg"') == 2
 
 

@@ -9,12 +9,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from enhance.fit import fit_shared
 from enhance.io import Photo
+from enhance.params import bounded, identity_pull, params_from_values
 from enhance.recipe import Recipe
-from enhance.tune import (
-    TuneError, Views, apply_pipeline, bounded, identity_pull, params_from_values, render, resize_long, tune,
-)
+from enhance.render import TuneError, apply_pipeline, render, resize_long
+from enhance.tune import fit_shared, tune
+from enhance.views import Views
 from nima import Scorer
 
 
@@ -47,8 +47,9 @@ def test_tune_keeps_the_best_parameters_seen_and_reports_both_scores(tiny_scorer
     out, result = tune(image, Recipe.from_ops(["tonemap"]), tiny_scorer, steps=6, strength=0.0)
     assert result.steps >= 1 and len(result.history) == result.steps + 1
     # The after-proxy score is the best seen, not the last.
-    assert result.after["proxy"].mean == pytest.approx(max(result.history), abs=1e-4)
-    assert set(result.before) == {"proxy", "full"} == set(result.after)
+    assert result.objective["after"]["proxy"].mean == pytest.approx(max(result.history), abs=1e-4)
+    assert set(result.objective["before"]) == {"proxy", "full"} == set(result.objective["after"])
+    assert set(result.score) == {"before", "after"}
     assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
 
 
@@ -126,13 +127,13 @@ def test_resize_long_never_enlarges() -> None:
 def test_nelder_mead_runs_on_the_same_objective(tiny_scorer: Scorer) -> None:
     _, result = tune(_photo(), Recipe.from_ops(["exposure"]), tiny_scorer, steps=6, optimizer="nelder-mead")
     assert result.optimizer == "nelder-mead" and result.evaluations >= 3
-    assert result.after["proxy"].mean >= result.before["proxy"].mean - 1e-6
+    assert result.objective["after"]["proxy"].mean >= result.objective["before"]["proxy"].mean - 1e-6
     with pytest.raises(ValueError, match="unknown optimizer"):
         tune(_photo(), Recipe.from_ops(["exposure"]), tiny_scorer, steps=1, optimizer="sgd")
 
 
 def test_repeatable_switches_deterministic_kernels_on_for_cuda_only_and_restores() -> None:
-    from enhance.tune import repeatable
+    from enhance.climb import repeatable
 
     assert not torch.are_deterministic_algorithms_enabled()
     with repeatable(torch.device("cpu")):
@@ -152,7 +153,7 @@ def test_repeatable_switches_deterministic_kernels_on_for_cuda_only_and_restores
 
 def test_repeatable_holds_the_flags_until_the_last_overlapping_loop_ends() -> None:
     """Threads of `enhance batch --jobs N` enter and leave in any order."""
-    from enhance.tune import repeatable
+    from enhance.climb import repeatable
 
     first, second = repeatable(torch.device("cuda")), repeatable(torch.device("cuda"))
     first.__enter__()
@@ -168,7 +169,7 @@ def test_select_best_keeps_the_stage_whose_proxy_score_rose_most(tiny_scorer: Sc
     recipe = replace(Recipe.from_ops(["exposure", "contrast", "denoise"]), select="best")
     out, result = tune(image, recipe, tiny_scorer, steps=3, strength=0.0)
     alone = [tune(image, recipe.alone(i), tiny_scorer, steps=3, strength=0.0) for i in range(3)]
-    gains = [-math.inf if r.kept_input else r.after["proxy"].mean - r.before["proxy"].mean for _, r in alone]
+    gains = [-math.inf if r.kept_input else r.objective["after"]["proxy"].mean - r.objective["before"]["proxy"].mean for _, r in alone]
     best = max(range(3), key=lambda i: gains[i])
     assert gains[best] > 0  # this photo and scorer do gain somewhere, so the choice is exercised
     assert torch.equal(out, alone[best][0]) and result.ops[best] == alone[best][1].ops[0]

@@ -6,7 +6,7 @@ from .color import white_balance
 from .contrast import contrast, levels
 from .denoise import denoise
 from .detail import sharpen
-from .registry import REGISTRY, Operator, ParamSpec, get, names, register
+from .registry import REGISTRY, Operator, ParamSpec, get, names, register, register_operator
 from .tone import exposure, tonemap, tonemap_local
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "levels",
     "names",
     "register",
+    "register_operator",
     "sharpen",
     "tonemap",
     "tonemap_local",

@@ -5,23 +5,28 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .registry import Operator, ParamSpec, register
+from .registry import ParamSpec, register_operator
 
 # Rec.709 luminance weights rounded to multiples of 2**-16 (error < 1e-5): they sum to exactly 1 in
-# float32 in any order, so gains of exactly 1 stay exactly 1 after luminance normalisation.
+# float32 in any order, so gains of exactly 1 stay exactly 1 after luminance normalisation (kornia's
+# rgb_to_grayscale has BT.601 weights, which do not).
 _LUMA = (13933 / 65536, 46871 / 65536, 4732 / 65536)
 
 
 def srgb_to_linear(x: Tensor) -> Tensor:
-    """sRGB-encoded values in [0,1] (clamped) -> linear light in [0,1] (IEC 61966-2-1)."""
-    x = x.clamp(0, 1)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    """sRGB-encoded (*,3,H,W) values in [0,1] (clamped) -> linear light in [0,1] (IEC 61966-2-1),
+    by kornia (imported here, off the command's start)."""
+    from kornia.color import rgb_to_linear_rgb
+
+    return rgb_to_linear_rgb(x.clamp(0, 1))
 
 
 def linear_to_srgb(y: Tensor) -> Tensor:
-    """Linear light (clamped to [0,1]) -> sRGB-encoded values in [0,1]; finite gradients at 0."""
-    y = y.clamp(0, 1)
-    return torch.where(y <= 0.0031308, 12.92 * y, 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+    """Linear light (*,3,H,W) (clamped to [0,1]) -> sRGB-encoded values in [0,1], by kornia; finite
+    gradients at 0."""
+    from kornia.color import linear_rgb_to_rgb
+
+    return linear_rgb_to_rgb(y.clamp(0, 1))
 
 
 def luminance(x: Tensor) -> Tensor:
@@ -47,6 +52,13 @@ _TEMPERATURE = (0.75, 0.0, -0.75)
 _TINT = (0.375, -0.375, 0.375)
 
 
+@register_operator(
+    params=(
+        ParamSpec("temperature", -1.0, 1.0, 0.0, "", "blue (-) to amber (+); +1 raises R/B 1.5 EV"),
+        ParamSpec("tint", -1.0, 1.0, 0.0, "", "green (-) to magenta (+); +1 lowers G 0.75 EV against R, B"),
+    ),
+    doc="White balance: temperature and tint as channel gains in linear light, luminance kept.",
+)
 def white_balance(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = None) -> Tensor:
     """Per-channel gains in linear light, normalised so a neutral grey keeps its luminance.
 
@@ -58,16 +70,3 @@ def white_balance(image: Tensor, params: dict[str, Tensor], *, ref_size: int | N
     axes = image.new_tensor((_TEMPERATURE, _TINT)).view(2, 1, 3, 1, 1)
     gain = torch.exp2(t * axes[0] + m * axes[1])
     return relight(image, srgb_to_linear(image), gain / luminance(gain))
-
-
-register(
-    Operator(
-        name="white_balance",
-        fn=white_balance,
-        params=(
-            ParamSpec("temperature", -1.0, 1.0, 0.0, "", "blue (-) to amber (+); +1 raises R/B 1.5 EV"),
-            ParamSpec("tint", -1.0, 1.0, 0.0, "", "green (-) to magenta (+); +1 lowers G 0.75 EV against R, B"),
-        ),
-        doc="White balance: temperature and tint as channel gains in linear light, luminance kept.",
-    )
-)

@@ -6,11 +6,19 @@ import torch
 from torch import Tensor
 
 from .color import luminance
-from .registry import Operator, ParamSpec, register
+from .registry import ParamSpec, register_operator
 
 _STEEPNESS = 5.0  # slope of the full-strength S-curve; keeps amount = -1 monotone for any midpoint
 
 
+@register_operator(
+    params=(
+        ParamSpec("amount", -1.0, 1.0, 0.0, "", "S-curve strength; negative flattens"),
+        ParamSpec("midpoint", 0.2, 0.8, 0.5, "sRGB", "value the S-curve pivots about"),
+        ParamSpec("saturation", 0.0, 2.0, 1.0, "x", "gain on distance from luma; 0 = greyscale"),
+    ),
+    doc="Contrast: S-curve with black and white fixed, plus saturation.",
+)
 def contrast(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = None) -> Tensor:
     """Per-channel S-curve on sRGB-encoded values, then saturation about luma.
 
@@ -31,23 +39,18 @@ def contrast(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None =
     return out.clamp(0, 1)
 
 
-register(
-    Operator(
-        name="contrast",
-        fn=contrast,
-        params=(
-            ParamSpec("amount", -1.0, 1.0, 0.0, "", "S-curve strength; negative flattens"),
-            ParamSpec("midpoint", 0.2, 0.8, 0.5, "sRGB", "value the S-curve pivots about"),
-            ParamSpec("saturation", 0.0, 2.0, 1.0, "x", "gain on distance from luma; 0 = greyscale"),
-        ),
-        doc="Contrast: S-curve with black and white fixed, plus saturation.",
-    )
-)
-
 
 _GAMMA_FLOOR = 1e-6  # pow's gradient at 0 is infinite: the gamma term sees at least this
 
 
+@register_operator(
+    params=(
+        ParamSpec("black", -0.2, 0.5, 0.0, "sRGB", "input value mapped to black; > 0 removes haze"),
+        ParamSpec("white", 0.5, 1.3, 1.0, "sRGB", "input value mapped to white"),
+        ParamSpec("gamma", 0.4, 2.5, 1.0, "", "midtone gamma; > 1 brightens"),
+    ),
+    doc="Levels: black point, white point and midtone gamma (haze, flat or dull photos).",
+)
 def levels(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = None) -> Tensor:
     """Black point, white point and midtone gamma on sRGB values, the same for every channel.
 
@@ -64,17 +67,3 @@ def levels(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = N
     safe = t.clamp_min(_GAMMA_FLOOR)
     # Written as t + (curve - t) so that gamma = 1 returns t exactly, black pixels included.
     return (t + (safe ** (1 / gamma) - safe)).clamp(0, 1)
-
-
-register(
-    Operator(
-        name="levels",
-        fn=levels,
-        params=(
-            ParamSpec("black", -0.2, 0.5, 0.0, "sRGB", "input value mapped to black; > 0 removes haze"),
-            ParamSpec("white", 0.5, 1.3, 1.0, "sRGB", "input value mapped to white"),
-            ParamSpec("gamma", 0.4, 2.5, 1.0, "", "midtone gamma; > 1 brightens"),
-        ),
-        doc="Levels: black point, white point and midtone gamma (haze, flat or dull photos).",
-    )
-)

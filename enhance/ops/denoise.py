@@ -6,9 +6,10 @@ import torch
 from torch import Tensor
 
 from .filters import box_support, guided_filter, pixels
-from .registry import Operator, ParamSpec, register
+from .registry import ParamSpec, register_operator
 
-# Full-range BT.601 YCbCr on sRGB-encoded values, and its inverse.
+# Full-range BT.601 YCbCr on sRGB-encoded values, and its inverse, applied to the change only so that
+# zero strength returns the image exactly (kornia's rgb_to_ycbcr / ycbcr_to_rgb round trip does not).
 _TO_YCC = (
     (0.299, 0.587, 0.114),
     (-0.168736, -0.331264, 0.5),
@@ -28,6 +29,15 @@ def _radius_px(params: dict[str, Tensor], ref_size: int) -> Tensor:
     return pixels(params["radius"], ref_size)
 
 
+@register_operator(
+    params=(
+        ParamSpec("luma", -0.5, 1.0, 0.0, "", "blend of luma towards its edge-preserving smooth; negative restores texture"),
+        ParamSpec("chroma", -0.5, 1.0, 0.0, "", "blend of chroma towards its edge-preserving smooth; negative boosts it"),
+        ParamSpec("radius", 0.002, 0.02, 0.005, "short side", "filter radius"),
+    ),
+    doc="Denoise: edge-preserving guided filter on luma and chroma separately.",
+    halo=lambda params, ref_size: 2 * box_support(_radius_px(params, ref_size)),
+)
 def denoise(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = None) -> Tensor:
     """Edge-preserving denoising in YCbCr with a self-guided filter per channel.
 
@@ -41,18 +51,3 @@ def denoise(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = 
     ycc = torch.einsum("ij,bjhw->bihw", image.new_tensor(_TO_YCC), image)
     change = strength * (guided_filter(ycc, r, image.new_tensor(_EPS).view(1, 3, 1, 1)) - ycc)
     return (image + torch.einsum("ij,bjhw->bihw", image.new_tensor(_FROM_YCC), change)).clamp(0, 1)
-
-
-register(
-    Operator(
-        name="denoise",
-        fn=denoise,
-        params=(
-            ParamSpec("luma", -0.5, 1.0, 0.0, "", "blend of luma towards its edge-preserving smooth; negative restores texture"),
-            ParamSpec("chroma", -0.5, 1.0, 0.0, "", "blend of chroma towards its edge-preserving smooth; negative boosts it"),
-            ParamSpec("radius", 0.002, 0.02, 0.005, "short side", "filter radius"),
-        ),
-        doc="Denoise: edge-preserving guided filter on luma and chroma separately.",
-        halo=lambda params, ref_size: 2 * box_support(_radius_px(params, ref_size)),
-    )
-)

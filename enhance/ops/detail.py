@@ -6,7 +6,7 @@ from torch import Tensor
 
 from .color import luminance
 from .filters import gaussian_blur, gaussian_support, pixels
-from .registry import Operator, ParamSpec, register
+from .registry import ParamSpec, register_operator
 
 _MIN_SIGMA = 0.1  # pixels; below this the blur is a no-op anyway
 
@@ -15,6 +15,14 @@ def _sigma_px(params: dict[str, Tensor], ref_size: int) -> Tensor:
     return pixels(params["radius"], ref_size).clamp_min(_MIN_SIGMA)
 
 
+@register_operator(
+    params=(
+        ParamSpec("amount", -1.0, 2.0, 0.0, "x", "gain on luma detail finer than the radius; negative softens"),
+        ParamSpec("radius", 0.0005, 0.01, 0.002, "short side", "Gaussian sigma of the mask"),
+    ),
+    doc="Sharpen: unsharp mask on luma.",
+    halo=lambda params, ref_size: gaussian_support(_sigma_px(params, ref_size)),
+)
 def sharpen(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = None) -> Tensor:
     """Unsharp mask on luma: add ``amount`` * (luma - Gaussian-blurred luma) to every channel.
 
@@ -27,17 +35,3 @@ def sharpen(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = 
     luma = luminance(image)
     high = luma - gaussian_blur(luma, _sigma_px(params, ref_size or min(image.shape[-2:])))
     return (image + amount * high).clamp(0, 1)
-
-
-register(
-    Operator(
-        name="sharpen",
-        fn=sharpen,
-        params=(
-            ParamSpec("amount", -1.0, 2.0, 0.0, "x", "gain on luma detail finer than the radius; negative softens"),
-            ParamSpec("radius", 0.0005, 0.01, 0.002, "short side", "Gaussian sigma of the mask"),
-        ),
-        doc="Sharpen: unsharp mask on luma.",
-        halo=lambda params, ref_size: gaussian_support(_sigma_px(params, ref_size)),
-    )
-)

@@ -3,6 +3,8 @@
 Radii and sigmas are in pixels, one per batch element (B,), and may be fractional; results are
 differentiable w.r.t. the image and the radius. Each filter reads only pixels within its `*_support`
 of the output pixel, so a tile rendered with that much overlap matches the whole-image result.
+kornia's box, Gaussian and guided filters take one integer kernel size for the whole batch, so the
+tuner's fractional, per-photo radii (and their gradients) stay here.
 """
 
 from __future__ import annotations
@@ -81,13 +83,13 @@ def gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
     reach = torch.ceil(3 * sigma.detach())[:, None]
     taps = torch.exp(-0.5 * (i / sigma[:, None]) ** 2) * (i.abs() <= reach)
     taps = (taps / taps.sum(1, keepdim=True)).repeat_interleave(c, 0)
-    y = _replicate_pad(x.reshape(1, b * c, h, w), k)
+    y = replicate_pad(x.reshape(1, b * c, h, w), k)
     y = F.conv2d(y, taps[:, None, None, :], groups=b * c)
     y = F.conv2d(y, taps[:, None, :, None], groups=b * c)
     return y.reshape(b, c, h, w)
 
 
-def _replicate_pad(x: Tensor, k: int) -> Tensor:
+def replicate_pad(x: Tensor, k: int) -> Tensor:
     """Edge-replicating pad of k pixels on all four sides of (..., H, W). Same values as
     ``F.pad(mode="replicate")``, whose CUDA backward accumulates with atomic adds (run-to-run
     differences); here the backward is slicing and sums."""

@@ -1,5 +1,7 @@
 """Operator registry: parameter specs in human units and their reparameterisation for the optimiser.
 
+Operators register at their definition with the :func:`register_operator` decorator (as timm's
+``register_model``); :func:`get` answers an unknown name with the close matches (as pyiqa does).
 An operator is a pure function ``fn(image, params, *, ref_size=None) -> image`` on sRGB-encoded
 (B,3,H,W) floats in [0,1], with one (B,) tensor per parameter in human units (EV, fractions of the
 short side, ...). The optimiser works on unconstrained values ``u``; `ParamSpec.bounded` maps them
@@ -8,9 +10,11 @@ into ``[lo, hi]``.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -112,12 +116,32 @@ def register(op: Operator) -> Operator:
     return op
 
 
+Fn = TypeVar("Fn", bound=Callable[..., Tensor])
+
+
+def register_operator(
+    *, params: tuple[ParamSpec, ...], doc: str, halo: Callable[[dict[str, Tensor], int], int] = _no_halo,
+    hdr: bool = False, name: str | None = None,
+) -> Callable[[Fn], Fn]:
+    """Decorator: register the decorated function as an :class:`Operator` named ``name`` (default:
+    the function's name) with the given fields, and return the function unchanged."""
+
+    def add(fn: Fn) -> Fn:
+        register(Operator(name or fn.__name__, fn, params, doc, halo, hdr))
+        return fn
+
+    return add
+
+
 def get(name: str) -> Operator:
-    """The registered operator called ``name``; ValueError listing the known names otherwise."""
+    """The registered operator called ``name``; ValueError naming the close matches (or, when
+    none is close, every known name) otherwise."""
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown operator {name!r}; known: {', '.join(names())}") from None
+        close = difflib.get_close_matches(name, names(), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(names())}"
+        raise ValueError(f"unknown operator {name!r}; {hint}") from None
 
 
 def names() -> list[str]:

@@ -18,9 +18,13 @@ from torch import Tensor
 
 from .color import linear_to_srgb, luminance, relight, srgb_to_linear
 from .filters import box_support, guided_filter, pixels
-from .registry import Operator, ParamSpec, register
+from .registry import ParamSpec, register_operator
 
 
+@register_operator(
+    params=(ParamSpec("ev", -3.0, 3.0, 0.0, "EV", "exposure change; +1 doubles linear light"),),
+    doc="Exposure: a gain of 2**ev in linear light.",
+)
 def exposure(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = None) -> Tensor:
     """Gain of 2**ev in linear light. image (B,3,H,W) sRGB in [0,1]; ``ev`` (B,) in EV -> (B,3,H,W)."""
     gain = torch.exp2(params["ev"].reshape(-1, 1, 1, 1))
@@ -71,6 +75,15 @@ def _tonemap_hdr(radiance: Tensor, params: dict[str, Tensor]) -> Tensor:
     return _encode_hdr(radiance, y, _GREY + ev + below * t + (above - below) * t * torch.sigmoid(t * math.log(2)))
 
 
+@register_operator(
+    params=(
+        ParamSpec("exposure", -2.0, 2.0, 0.0, "EV", "gain on luminance before the curve"),
+        ParamSpec("shadows", -1.0, 1.0, 0.0, "", "lift (+) or crush (-) shadows, up to 2 EV at black"),
+        ParamSpec("highlights", -1.0, 1.0, 0.0, "", "recover (-) or brighten (+) highlights"),
+    ),
+    doc="Tone curve: exposure, shadows and highlights on luminance, hue kept; HDR: log-luminance tone mapping.",
+    hdr=True,
+)
 def tonemap(
     image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = None, linear: bool = False
 ) -> Tensor:
@@ -112,6 +125,16 @@ def _radius_px(params: dict[str, Tensor], ref_size: int) -> Tensor:
     return pixels(params["radius"], ref_size)
 
 
+@register_operator(
+    params=(
+        ParamSpec("compression", -0.5, 1.0, 0.0, "", "compress (+) or expand (-) large-scale luminance about middle grey"),
+        ParamSpec("detail", 0.5, 2.0, 1.0, "x", "gain on local (fine-scale) log-luminance contrast"),
+        ParamSpec("radius", 0.005, 0.1, 0.03, "short side", "size of the base layer's filter"),
+    ),
+    doc="Local tone mapping: compress the base, scale the detail of log luminance (guided filter).",
+    halo=lambda params, ref_size: 2 * box_support(_radius_px(params, ref_size)),
+    hdr=True,
+)
 def tonemap_local(
     image: Tensor, params: dict[str, Tensor], *, ref_size: int | None = None, linear: bool = False
 ) -> Tensor:
@@ -141,40 +164,3 @@ def tonemap_local(
     base = guided_filter(log_y, r, _BASE_EPS)
     change = -_MAX_COMPRESSION * compression * (base - _GREY) + (detail - 1) * (log_y - base)
     return relight(image, lin, torch.exp2(change))
-
-
-register(
-    Operator(
-        name="exposure",
-        fn=exposure,
-        params=(ParamSpec("ev", -3.0, 3.0, 0.0, "EV", "exposure change; +1 doubles linear light"),),
-        doc="Exposure: a gain of 2**ev in linear light.",
-    )
-)
-register(
-    Operator(
-        name="tonemap",
-        fn=tonemap,
-        params=(
-            ParamSpec("exposure", -2.0, 2.0, 0.0, "EV", "gain on luminance before the curve"),
-            ParamSpec("shadows", -1.0, 1.0, 0.0, "", "lift (+) or crush (-) shadows, up to 2 EV at black"),
-            ParamSpec("highlights", -1.0, 1.0, 0.0, "", "recover (-) or brighten (+) highlights"),
-        ),
-        doc="Tone curve: exposure, shadows and highlights on luminance, hue kept; HDR: log-luminance tone mapping.",
-        hdr=True,
-    )
-)
-register(
-    Operator(
-        name="tonemap_local",
-        fn=tonemap_local,
-        params=(
-            ParamSpec("compression", -0.5, 1.0, 0.0, "", "compress (+) or expand (-) large-scale luminance about middle grey"),
-            ParamSpec("detail", 0.5, 2.0, 1.0, "x", "gain on local (fine-scale) log-luminance contrast"),
-            ParamSpec("radius", 0.005, 0.1, 0.03, "short side", "size of the base layer's filter"),
-        ),
-        doc="Local tone mapping: compress the base, scale the detail of log luminance (guided filter).",
-        halo=lambda params, ref_size: 2 * box_support(_radius_px(params, ref_size)),
-        hdr=True,
-    )
-)
