@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from nima.data.synthetic import FAMILIES, LEVELS, distort
+from nima.data.distortions import FAMILIES, LEVELS, distort
 
 GOLDENS = Path(__file__).resolve().parent / "data" / "distortion_goldens.json"
 SEED = 7  # the noise seed passed to every family
