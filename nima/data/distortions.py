@@ -11,8 +11,8 @@ One pure function per distortion. Images are sRGB-encoded floats in [0,1], (3,H,
 tensor with (B,3,H,W) images. Pixel-sized parameters (blur sigma, filter radii) are in pixels of the
 working image, whose long side is meant to be ~512 px. `distort` applies one family at one level.
 
-The sRGB transfer, luma and the fixed-kernel filters are kornia's, imported where they are called:
-``import kornia`` costs about half a second, which ``enhance eval`` need not pay unless it distorts.
+The sRGB transfer, luma and the fixed-kernel filters are kornia's, imported where they are called so
+that importing this module (``enhance eval`` does) does not load kornia until a photo is distorted.
 """
 
 from __future__ import annotations
