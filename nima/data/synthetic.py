@@ -28,8 +28,9 @@ from nima.data.distortions import (
     tone_mix_strength,
 )
 
-# Also importable from here (nima/training.py imports them so): the tone edit the training's
-# adversarial term searches and its scale, which live in nima.data.distortions.
+# The family names and levels, and the tone edit that training's adversarial term searches with its
+# scales, live in nima.data.distortions and are importable from here too (cli.py, nima/presets.py and
+# nima/training.py import them from here).
 __all__ = [
     "FAMILIES", "LEVELS", "TONE_SCALE", "PhotoCache", "SyntheticRanking", "eval_pairs", "load_pristine",
     "shared_view", "tone_edit", "tone_mix_strength",
