@@ -8,8 +8,9 @@ from torch import Tensor
 from .filters import box_support, guided_filter, pixels
 from .registry import ParamSpec, register_operator
 
-# Full-range BT.601 YCbCr on sRGB-encoded values, and its inverse, applied to the change only so that
-# zero strength returns the image exactly (kornia's rgb_to_ycbcr / ycbcr_to_rgb round trip does not).
+# Full-range BT.601 YCbCr on sRGB-encoded values, and its exact inverse. Not kornia's rgb_to_ycbcr:
+# it rounds the chroma scales (0.564, 0.713), and its ycbcr_to_rgb clamps to [0,1], so it cannot map
+# the signed change below back to RGB.
 _TO_YCC = (
     (0.299, 0.587, 0.114),
     (-0.168736, -0.331264, 0.5),

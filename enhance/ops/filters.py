@@ -57,7 +57,7 @@ def guided_filter(x: Tensor, r: Tensor, eps: Tensor | float) -> Tensor:
 
     x (B,C,H,W); r (B,) box radius in pixels; eps: variance regulariser, broadcastable to
     (B,C,1,1). Regions whose local variance is well below eps are smoothed, edges well above it kept.
-    Reads pixels up to 2 * box_support(r) away.
+    Reads pixels up to 2 * box_support(r) away. (kornia's guided_blur: one integer window for the batch.)
     """
     r = r.reshape(-1).expand(x.shape[0])
     count = _box_sum_2d(x.new_ones(x.shape[0], 1, *x.shape[-2:]), r)
@@ -74,7 +74,9 @@ def guided_filter(x: Tensor, r: Tensor, eps: Tensor | float) -> Tensor:
 def gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
     """Separable Gaussian blur: x (B,C,H,W), sigma (B,) pixels (>= ~0.1) -> (B,C,H,W).
 
-    Each sample's kernel is truncated at ceil(3 sigma[b]); edges are replicated.
+    Each sample's kernel is truncated at ceil(3 sigma[b]); edges are replicated. (kornia's
+    gaussian_blur2d takes a sigma per sample but one kernel size, and pads with ``F.pad``, whose CUDA
+    backward is not deterministic: see `_replicate_pad`.)
     """
     b, c, h, w = x.shape
     sigma = sigma.reshape(-1).expand(b)
