@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from enhance.fidelity import hdr_objective
 from enhance.recipe import Recipe
 from nima import Scorer, mean_score, resize, std_score
 
@@ -410,10 +411,14 @@ def climb(
     views = Views.of(image, recipe, crops, size, seed)
     u0 = _unconstrained(recipe, 1, image.device)
 
+    scene = views.render(size) if linear else None  # HDR: the structure reference
+
     def objective(u: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         params = bounded(recipe, u)
-        dist = scorer(views.render(size, _pipeline(recipe, params, linear)))
-        return mean_score(dist).mean() - strength * identity_pull(recipe, params).sum(), dist
+        shot = views.render(size, _pipeline(recipe, params, linear))
+        dist = scorer(shot)
+        fidelity = hdr_objective(shot, scene, recipe.fidelity) if scene is not None else 0
+        return mean_score(dist).mean() - strength * identity_pull(recipe, params).sum() + fidelity, dist
 
     with torch.no_grad():
         start_obj, dist0 = objective(u0)
@@ -457,6 +462,7 @@ def climb_batch(
     size = scorer.input_size
     t0 = time.perf_counter()
     views = [Views.of(im, recipe, crops, size, seed) for im in images]
+    scenes = [v.render(size) if lin else None for v, lin in zip(views, flags)]  # HDR: the structure reference
 
     def objective(
         idx: list[int], u: list[list[dict[str, torch.Tensor]]],
@@ -464,7 +470,9 @@ def climb_batch(
         params = [bounded(recipe, u[i]) for i in idx]
         shots = [views[i].render(size, _pipeline(recipe, p, flags[i])) for i, p in zip(idx, params)]
         dists = list(scorer(torch.cat(shots)).split([s.shape[0] for s in shots]))
-        objs = [mean_score(d).mean() - strength * identity_pull(recipe, p).sum() for d, p in zip(dists, params)]
+        objs = [mean_score(d).mean() - strength * identity_pull(recipe, p).sum()
+                + (hdr_objective(shot, scene, recipe.fidelity) if scene is not None else 0)
+                for d, p, shot, scene in zip(dists, params, shots, [scenes[i] for i in idx])]
         return objs, dists
 
     u0 = [_unconstrained(recipe, 1, im.device) for im in images]
