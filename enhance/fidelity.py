@@ -74,9 +74,11 @@ def _window(dtype: torch.dtype, device: torch.device) -> Tensor:
 
 
 def _blur(x: Tensor, g: Tensor) -> Tensor:
-    """Separable Gaussian filter of (B,1,H,W), 'valid' region only: (B,1,H-10,W-10)."""
-    x = F.conv2d(x, g.view(1, 1, 1, -1))
-    return F.conv2d(x, g.view(1, 1, -1, 1))
+    """Separable Gaussian filter of (B,C,H,W), 'valid' region only: (B,C,H-10,W-10). Written as
+    weighted sums of shifted slices, which run far faster than a one-channel conv2d on a CPU."""
+    h, w = x.shape[-2] - WINDOW + 1, x.shape[-1] - WINDOW + 1
+    x = sum(g[i] * x[..., :, i: i + w] for i in range(WINDOW))  # type: ignore[assignment]
+    return sum(g[i] * x[..., i: i + h, :] for i in range(WINDOW))  # type: ignore[return-value]
 
 
 def visibility_threshold(frequency: float) -> float:
@@ -92,10 +94,11 @@ def local_fidelity(scene: Tensor, rendered: Tensor, frequency: float) -> Tensor:
     windows' cross-correlation."""
     g = _window(scene.dtype, scene.device)
     rendered = rendered.to(scene.dtype)
-    mu_s, mu_r = _blur(scene, g), _blur(rendered, g)
-    var_s = (_blur(scene * scene, g) - mu_s**2).clamp_min(0)
-    var_r = (_blur(rendered * rendered, g) - mu_r**2).clamp_min(0)
-    cov = _blur(scene * rendered, g) - mu_s * mu_r
+    mu_s, mu_r, ss, rr, sr = _blur(torch.cat([scene, rendered, scene * scene, rendered * rendered, scene * rendered], 1),
+                                   g).split(1, dim=1)
+    var_s = (ss - mu_s**2).clamp_min(0)
+    var_r = (rr - mu_r**2).clamp_min(0)
+    cov = sr - mu_s * mu_r
     sd_s, sd_r = torch.sqrt(var_s + VAR_EPS), torch.sqrt(var_r + VAR_EPS)
     u = visibility_threshold(frequency)
     p_s = torch.special.ndtr((sd_s - u) / (u / 3))
