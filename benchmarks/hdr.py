@@ -25,8 +25,9 @@ tuner's views (proxy and two crops) with the installed weights.
     OMP_NUM_THREADS=2 python benchmarks/hdr.py [--source kodak|clive] [--limit N] [--stride S]
         [--steps S] [--fidelity W,...] [--local] [--csv per_scene.csv] [--ceiling]
 
-``--stride 4`` (6 photos, 18 scenes) is the small sample; the full run is the 24 Kodak photos (72
-scenes). ``--ceiling`` runs only ``tonemap`` fitted to each target by PSNR: what the operator can
+``--limit 1`` (kodim01, 3 scenes) or ``--stride 12`` (kodim01 and kodim13, 6 scenes) is a small
+sample; the full run is the 24 Kodak photos (72 scenes). Each tuned scene costs one climb per
+weight (about 100-140 s each on this shared 2-core CPU under heavy load, benchmarks/RESULTS.md). ``--ceiling`` runs only ``tonemap`` fitted to each target by PSNR: what the operator can
 express. ``--spread`` only prints the median log-luminance spread of the Kodak targets and of the
 best-rated quarter of CLIVE.
 """
