@@ -1,28 +1,35 @@
-"""HDR tone mapping against a known target: tuned `tonemap` / `tonemap_local` versus classic operators.
+"""HDR tone mapping against a known target: tuned `tonemap` versus classic operators, on scenes that
+no single operator's inverse decides.
 
-Scenes: each Kodak photograph (the pristine target) is made scene-referred by an invertible expansion
-of its luminance, hue kept (:func:`expand`): in linear light, log2 luminance is stretched about middle
-grey by a factor k in [2, 3] (highlights several EV above white, shadows several below), a smooth
-illumination ramp of +-0.5 EV is added, and the whole scene is put at a random exposure (+-3 EV).
-A tone mapper that compresses log luminance by ~1/k about the right grey recovers the photo, up to
-the ramp, which only a local operator can undo.
+Scenes: each pristine photo (the known target; Kodak by default, ``--source clive`` for the
+best-rated quarter of CLIVE, photos independent of the benchmark) is made scene-referred in three
+ways, each on luminance with colour ratios kept and a seeded exposure offset of up to +-3 EV:
 
-Methods, all on the same scenes: ``tonemap`` and ``tonemap_local`` tuned by :func:`enhance.tune.tune`
-with their defaults (recipe steps, the tuner's HDR pre-scale); ``tonemap`` untuned, at its identity
-parameters after the same pre-scale (where tuning starts); Reinhard global (key 0.18, white at the
-99.9th percentile of the scaled luminance); OpenCV Drago, Mantiuk and Reinhard (defaults, gamma 1, then
-sRGB-encoded; exact zeros raised to the smallest positive radiance, which OpenCV needs); and a plain clip after auto-exposure (:func:`enhance.render.display` of the pre-scaled
-radiance). Reported: PSNR and SSIM (skimage) of the sRGB result against the pristine photo, and the
-predicted score on the tuner's views (proxy and two crops) with the installed weights.
+- ``log`` (:func:`expand`): log2 luminance stretched about middle grey by k in [2, 3], plus a smooth
+  illumination ramp of +-0.5 EV (which only a local operator can undo);
+- ``reinhard`` (:func:`inverse_reinhard`): the inverse of Reinhard's global L / (1 + L);
+- ``hable`` (:func:`inverse_hable`): the inverse of Hable's filmic curve, normalised at a white of 11.2.
 
-    OMP_NUM_THREADS=2 python benchmarks/hdr.py [--limit N] [--stride S] [--steps S] [--csv per_scene.csv] [--ceiling]
+Methods, all on the same scenes: ``tonemap`` tuned by :func:`enhance.tune.tune` with its defaults
+(recipe steps, the tuner's HDR pre-scale and structural-fidelity weight; ``--fidelity W[,W...]``
+tunes at other weights instead, ``--local`` adds `tonemap_local`); ``tonemap`` untuned, at its
+identity parameters after the same pre-scale (where tuning starts); Reinhard global (key 0.18, white
+at the 99.9th percentile of the scaled luminance); OpenCV Drago, Mantiuk and Reinhard (defaults,
+gamma 1, then sRGB-encoded; exact zeros raised to the smallest positive radiance, which OpenCV
+needs); and a plain clip after auto-exposure (:func:`enhance.render.display` of the pre-scaled
+radiance). Reported per construction and overall: PSNR and SSIM (skimage) of the sRGB result
+against the pristine photo; TMQI's structural fidelity S, statistical naturalness N and quality Q
+(:func:`enhance.fidelity.tmqi`, the rendering against the scene); and the predicted score on the
+tuner's views (proxy and two crops) with the installed weights.
 
-``--ceiling`` runs only ``tonemap`` fitted to each target by PSNR: what the operator can express.
-``--spread`` only prints the median log-luminance spread of the Kodak targets and of the best-rated
-quarter of CLIVE (the data a scene-adaptive default compression would be calibrated on).
+    OMP_NUM_THREADS=2 python benchmarks/hdr.py [--source kodak|clive] [--limit N] [--stride S]
+        [--steps S] [--fidelity W,...] [--local] [--csv per_scene.csv] [--ceiling]
 
-Tuning takes about 5 s (``tonemap``) and 10 s (``tonemap_local``) per scene on this 2-core CPU;
-``--stride 3`` (8 scenes) is a quick subset, which flattered the tuner (benchmarks/RESULTS.md).
+``--limit 1`` (kodim01, 3 scenes) or ``--stride 12`` (kodim01 and kodim13, 6 scenes) is a small
+sample; the full run is the 24 Kodak photos (72 scenes). Each tuned scene costs one climb per
+weight (about 100-140 s each on this shared 2-core CPU under heavy load, benchmarks/RESULTS.md). ``--ceiling`` runs only ``tonemap`` fitted to each target by PSNR: what the operator can
+express. ``--spread`` only prints the median log-luminance spread of the Kodak targets and of the
+best-rated quarter of CLIVE.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from enhance.fidelity import tmqi  # noqa: E402
 from enhance.ops.color import linear_to_srgb, luminance, srgb_to_linear  # noqa: E402
 from enhance.recipe import Recipe  # noqa: E402
 from enhance.params import bounded, unconstrained  # noqa: E402
@@ -73,6 +81,59 @@ def expand(pristine: torch.Tensor, seed: int) -> tuple[torch.Tensor, float]:
     ramp = 0.5 * (math.cos(theta) * xx + math.sin(theta) * yy)
     log_gain = (k - 1) * (torch.log2(luminance(lin) + EPS) - GREY) + ramp + offset
     return lin * torch.exp2(log_gain), k
+
+
+HABLE = (0.15, 0.50, 0.10, 0.20, 0.02, 0.30)  # A..F of Hable's filmic curve
+HABLE_WHITE = 11.2
+REINHARD_TOP = 1 - 2.0**-8  # display luminance of 1 would need infinite radiance: the brightest pixels map here
+
+
+def with_luminance(lin: torch.Tensor, y: torch.Tensor, scene_y: torch.Tensor) -> torch.Tensor:
+    """Linear (1,3,H,W) ``lin`` of luminance ``y`` (1,1,H,W) given luminance ``scene_y``, colour ratios kept."""
+    return lin * torch.where(y > 0, scene_y / y.clamp_min(1e-12), torch.zeros_like(y))
+
+
+def offset(seed: int) -> float:
+    """The seeded exposure of a scene, EV in [-3, 3]."""
+    return float(np.random.default_rng(seed).uniform(-3.0, 3.0))
+
+
+def inverse_reinhard(pristine: torch.Tensor, seed: int) -> torch.Tensor:
+    """Pristine sRGB (1,3,H,W) -> scene radiance whose global Reinhard L / (1 + L) is the photo's
+    luminance (capped at ``REINHARD_TOP``), at a seeded exposure."""
+    lin = srgb_to_linear(pristine)
+    y = luminance(lin)
+    shown = y.clamp(0, REINHARD_TOP)
+    return with_luminance(lin, y, shown / (1 - shown) * 2.0 ** offset(seed))
+
+
+def hable(x: torch.Tensor) -> torch.Tensor:
+    """Hable's filmic curve, (x(Ax+CB)+DE) / (x(Ax+B)+DF) - E/F (elementwise)."""
+    a, b, c, d, e, f = HABLE
+    return (x * (a * x + c * b) + d * e) / (x * (a * x + b) + d * f) - e / f
+
+
+def inverse_hable(pristine: torch.Tensor, seed: int) -> torch.Tensor:
+    """Pristine sRGB (1,3,H,W) -> scene radiance whose Hable curve over its value at white 11.2 is the
+    photo's luminance, at a seeded exposure. The curve's inverse is the root of a quadratic."""
+    a, b, c, d, e, f = HABLE
+    lin = srgb_to_linear(pristine)
+    y = luminance(lin).double()
+    t = y.clamp(0, 1) * hable(torch.tensor(HABLE_WHITE, dtype=torch.float64)) + e / f
+    # t (x(Ax+B) + DF) = x(Ax+CB) + DE  <=>  A(t-1) x^2 + B(t-C) x + D(Ft-E) = 0, with t < 1
+    qa, qb, qc = a * (t - 1), b * (t - c), d * (f * t - e)
+    x = (-qb - torch.sqrt((qb**2 - 4 * qa * qc).clamp_min(0))) / (2 * qa)
+    return with_luminance(lin, y.float(), x.clamp_min(0).float() * 2.0 ** offset(seed))
+
+
+CONSTRUCTIONS = ("log", "reinhard", "hable")
+
+
+def scene(pristine: torch.Tensor, construction: str, seed: int) -> torch.Tensor:
+    """The scene-referred radiance (1,3,H,W) of a pristine photo by one construction."""
+    if construction == "log":
+        return expand(pristine, seed)[0]
+    return {"reinhard": inverse_reinhard, "hable": inverse_hable}[construction](pristine, seed)
 
 
 def reinhard_global(radiance: torch.Tensor) -> torch.Tensor:
@@ -163,11 +224,49 @@ def predicted(scorer: Scorer, image: torch.Tensor, recipe: Recipe) -> float:
         return Opinion.of(scorer(Views.of(image, recipe, 2, scorer.input_size, 0).render(scorer.input_size))).mean
 
 
+def photos(source: str) -> list[Path]:
+    """The pristine photos: the 24 Kodak ones, or the best-rated quarter of CLIVE (best first)."""
+    if source == "kodak":
+        return sorted(KODAK.glob("kodim*.png"))
+    from nima.data.readers import read_clive
+
+    rated = sorted(read_clive(str(CLIVE)).samples, key=lambda s: -s.mean)
+    return [Path(s.path) for s in rated[: len(rated) // 4]]
+
+
+def load(path: Path) -> torch.Tensor:
+    """(1,3,H,W) sRGB in [0,1]."""
+    return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+
+
+def table(rows: list[dict[str, Any]], methods: list[str]) -> None:
+    """Mean figures per method over all scenes, then PSNR, SSIM and TMQI Q per construction."""
+    def mean(name: str, key: str, construction: str | None = None) -> float:
+        mine = [r[key] for r in rows if r["method"] == name and construction in (None, r["construction"])]
+        return sum(mine) / len(mine)
+
+    print("| method | PSNR (dB) | SSIM | TMQI S | TMQI N | TMQI Q | predicted score | seconds/scene |")
+    print("|---|---|---|---|---|---|---|---|")
+    for m in methods:
+        print(f"| {m} | {mean(m, 'psnr'):.2f} | {mean(m, 'ssim'):.4f} | {mean(m, 's'):.4f} | {mean(m, 'n'):.4f} | "
+              f"{mean(m, 'q'):.4f} | {mean(m, 'score'):.3f} | {mean(m, 'seconds'):.1f} |")
+    built = [c for c in CONSTRUCTIONS if any(r["construction"] == c for r in rows)]
+    print("\n| method | " + " | ".join(f"{c}: PSNR / SSIM / Q" for c in built) + " |")
+    print("|---|" + "---|" * len(built))
+    for m in methods:
+        print(f"| {m} | " + " | ".join(f"{mean(m, 'psnr', c):.2f} / {mean(m, 'ssim', c):.4f} / {mean(m, 'q', c):.4f}"
+                                       for c in built) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=24, help="first N Kodak photos")
-    ap.add_argument("--stride", type=int, default=1, help="then every STRIDE-th of them (3: kodim01, 04, ...)")
+    ap.add_argument("--source", choices=("kodak", "clive"), default="kodak", help="the pristine photos")
+    ap.add_argument("--limit", type=int, default=24, help="first N photos")
+    ap.add_argument("--stride", type=int, default=1, help="then every STRIDE-th of them (4: kodim01, 05, ...)")
+    ap.add_argument("--constructions", default=",".join(CONSTRUCTIONS), help="which scene constructions, comma-separated")
     ap.add_argument("--steps", type=int, help="tuner steps (default: the recipe's)")
+    ap.add_argument("--fidelity", help="tune at these structural-fidelity weights (comma-separated; default: the recipe's)")
+    ap.add_argument("--local", action="store_true", help="also tune `tonemap_local`")
     ap.add_argument("--weights", help="scorer weights (default: the shipped ones)")
     ap.add_argument("--csv", type=Path, help="write per-scene figures here")
     ap.add_argument("--ceiling", action="store_true",
@@ -175,12 +274,16 @@ def main() -> None:
     ap.add_argument("--spread", action="store_true",
                     help="only the log-luminance spreads of the Kodak targets and the best-rated CLIVE photos")
     args = ap.parse_args()
-    if not KODAK.is_dir():
-        print(f"skipped: {KODAK} not present (a fresh clone)")
+    if not KODAK.is_dir() or (args.source == "clive" and not CLIVE.is_dir()):
+        print(f"skipped: {KODAK if not KODAK.is_dir() else CLIVE} not present (a fresh clone)")
         return
     if args.spread:
         print_spreads()
         return
+    constructions = args.constructions.split(",")
+    unknown = set(constructions) - set(CONSTRUCTIONS)
+    if unknown:
+        sys.exit(f"unknown construction(s) {', '.join(sorted(unknown))}: use {', '.join(CONSTRUCTIONS)}")
     from nima import load_scorer
 
     scorer = load_scorer(args.weights)
@@ -189,52 +292,58 @@ def main() -> None:
                "opencv mantiuk": opencv("mantiuk"), "opencv reinhard": opencv("reinhard"),
                "clip (auto-exposure)": clip}
     curve = Recipe.from_ops(["tonemap"])
+    weights = [float(w) for w in args.fidelity.split(",")] if args.fidelity else [curve.fidelity]
+    tuned = {("tonemap" if len(weights) == 1 else f"tonemap (fidelity {w:g})"): Recipe.from_ops(["tonemap"], fidelity=w)
+             for w in weights}
+    if args.local:
+        tuned["tonemap_local"] = Recipe.from_ops(["tonemap_local"])
     rows: list[dict[str, Any]] = []
-    for path in sorted(KODAK.glob("kodim*.png"))[: args.limit : args.stride]:
-        target = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255)
-        target = target.permute(2, 0, 1)[None].contiguous()
-        radiance, k = expand(target, seed=int(path.stem[-2:]))
-        results: dict[str, tuple[torch.Tensor, float]] = {}
-        if args.ceiling:
-            t0 = time.perf_counter()
-            out, fitted = fit_to_target(radiance, target, curve)
-            results[CEILING] = out, time.perf_counter() - t0
-            print(f"  {path.stem} {CEILING}: {fitted}", flush=True)
-        else:
-            for op in ("tonemap", "tonemap_local"):
-                recipe = Recipe.from_ops([op])
+    for number, path in enumerate(photos(args.source)[: args.limit : args.stride]):
+        target = load(path)
+        for c, construction in enumerate(constructions):
+            # the log construction keeps the seeds of the benchmark's first version (the photo's number)
+            seed = int(path.stem[-2:]) if args.source == "kodak" else number
+            seed += 1000 * CONSTRUCTIONS.index(construction)
+            radiance = scene(target, construction, seed)
+            results: dict[str, tuple[torch.Tensor, float]] = {}
+            if args.ceiling:
                 t0 = time.perf_counter()
-                out, res = tune(radiance, recipe, scorer, steps=args.steps, linear=True)
-                results[op] = out, time.perf_counter() - t0
-                print(f"  {path.stem} {op}: {res.values[0]} kept={res.kept_input}", flush=True)
-            t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
-            identity = [curve.stages[0].op.identity_params()]
-            untuned = render(radiance * hdr_scale(radiance), curve, identity, linear=True).clamp(0, 1)
-            results["tonemap (untuned)"] = untuned, time.perf_counter() - t0
-            for name, fn in classic.items():
-                t0 = time.perf_counter()
-                results[name] = fn(radiance), time.perf_counter() - t0
-        for name, (out, secs) in results.items():
-            psnr, ssim = metrics(out, target)
-            rows.append({"scene": path.stem, "k": round(k, 3), "method": name, "psnr": round(psnr, 3),
-                         "ssim": round(ssim, 4), "score": round(predicted(scorer, out, curve), 4),
-                         "seconds": round(secs, 2)})
-        best = max((r for r in rows if r["scene"] == path.stem), key=lambda r: r["psnr"])
-        print(f"{path.stem} (k={k:.2f}): best PSNR {best['method']} {best['psnr']}", flush=True)
+                out, fitted = fit_to_target(radiance, target, curve)
+                results[CEILING] = out, time.perf_counter() - t0
+                print(f"  {path.stem} {construction} {CEILING}: {fitted}", flush=True)
+            else:
+                for name, recipe in tuned.items():
+                    t0 = time.perf_counter()
+                    out, res = tune(radiance, recipe, scorer, steps=args.steps, linear=True)
+                    results[name] = out, time.perf_counter() - t0
+                    print(f"  {path.stem} {construction} {name}: {res.values[0]} kept={res.kept_input}", flush=True)
+                t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
+                identity = [curve.stages[0].op.identity_params()]
+                untuned = render(radiance * hdr_scale(radiance), curve, identity, linear=True).clamp(0, 1)
+                results["tonemap (untuned)"] = untuned, time.perf_counter() - t0
+                for name, fn in classic.items():
+                    t0 = time.perf_counter()
+                    results[name] = fn(radiance), time.perf_counter() - t0
+            for name, (out, secs) in results.items():
+                psnr, ssim = metrics(out, target)
+                quality = tmqi(out, radiance)
+                rows.append({"scene": path.stem, "construction": construction, "method": name,
+                             "psnr": round(psnr, 3), "ssim": round(ssim, 4), "s": round(float(quality.s), 4),
+                             "n": round(float(quality.n), 4), "q": round(float(quality.q), 4),
+                             "score": round(predicted(scorer, out, curve), 4), "seconds": round(secs, 2)})
+            mine = [r for r in rows if r["scene"] == path.stem and r["construction"] == construction]
+            best = max(mine, key=lambda r: r["psnr"])
+            print(f"{path.stem} {construction}: best PSNR {best['method']} {best['psnr']}; "
+                  + ", ".join(f"{r['method']} {r['psnr']}" for r in mine if r["method"] in tuned), flush=True)
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
     n = len({r["scene"] for r in rows})
-    print(f"\n{n} Kodak-derived HDR scenes; weights {scorer.weights}; "
+    print(f"\n{n} {args.source} photos x {len(constructions)} constructions; weights {scorer.weights}; "
           f"`OMP_NUM_THREADS=2 python benchmarks/hdr.py {' '.join(sys.argv[1:])}`\n")
-    print("| method | PSNR (dB) | SSIM | predicted score | seconds/scene |")
-    print("|---|---|---|---|---|")
-    for name in [CEILING] if args.ceiling else ["tonemap", "tonemap_local", "tonemap (untuned)", *classic]:
-        mine = [r for r in rows if r["method"] == name]
-        mean = {key: sum(r[key] for r in mine) / len(mine) for key in ("psnr", "ssim", "score", "seconds")}
-        print(f"| {name} | {mean['psnr']:.2f} | {mean['ssim']:.4f} | {mean['score']:.3f} | {mean['seconds']:.1f} |")
+    table(rows, [CEILING] if args.ceiling else [*tuned, "tonemap (untuned)", *classic])
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from enhance.fidelity import hdr_objective
 from enhance.params import Unconstrained, bounded, identity_pull, unconstrained, values_of
 from enhance.recipe import Recipe
 from enhance.render import Params, Source, check_finite, pipeline
@@ -102,13 +103,17 @@ def adam(leaves: Sequence[torch.Tensor], step: Callable[[int], Sequence[torch.Te
 
 class Objective:
     """The tuner's objective on several photos, each with its own parameters: mean score over the
-    photo's views minus ``strength`` times the identity pull. Views are built once per photo."""
+    photo's views minus ``strength`` times the identity pull, plus, for HDR input, the weighted
+    structural fidelity of the rendered views to the same views of the scene
+    (:func:`enhance.fidelity.hdr_objective`). Views are built once per photo."""
 
     def __init__(self, sources: Sequence[Source], recipe: Recipe, scorer: Scorer, *, strength: float, crops: int,
                  seed: int) -> None:
         self.sources, self.recipe, self.scorer, self.strength = list(sources), recipe, scorer, strength
         self.crops, self.seed, self.size = crops, seed, scorer.input_size
         self.views = [Views.of(s.image, recipe, crops, self.size, seed) for s in self.sources]
+        self.scenes = [v.render(self.size) if s.linear and recipe.fidelity else None
+                       for v, s in zip(self.views, self.sources)]
 
     def __call__(self, idx: Sequence[int], u: Sequence[Unconstrained]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(objective, per-view score distributions) of photos ``idx``, ``u[k]`` the parameters of
@@ -117,8 +122,13 @@ class Objective:
         shots = [self.views[i].render(self.size, pipeline(self.recipe, p, self.sources[i].linear))
                  for i, p in zip(idx, params)]
         dists = list(self.scorer(torch.cat(shots)).split([s.shape[0] for s in shots]))
-        objs = [mean_score(d).mean() - self.strength * identity_pull(self.recipe, p).sum() for d, p in zip(dists, params)]
+        objs = [mean_score(d).mean() - self.strength * identity_pull(self.recipe, p).sum() + self._fidelity(i, shot)
+                for i, d, p, shot in zip(idx, dists, params, shots)]
         return objs, dists
+
+    def _fidelity(self, i: int, shot: torch.Tensor) -> torch.Tensor | float:
+        scene = self.scenes[i]
+        return hdr_objective(shot, scene, self.recipe.fidelity) if scene is not None else 0.0
 
     @torch.no_grad()
     def before(self, i: int, dist0: torch.Tensor) -> Opinion:

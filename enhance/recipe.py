@@ -6,6 +6,7 @@ description = "Exposure, tone curve and contrast"   # one line, shown by `enhanc
 steps = 50          # step budget of the tuner
 proxy = 512         # long side of the tuning proxy, pixels
 strength = 0.05     # pull toward identity
+fidelity = 15.0     # HDR input: weight of structural fidelity to the scene (enhance.fidelity)
 select = "all"      # "all": tune the operators together; "best": each alone, keep the one scored highest
 
 [[op]]
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from enhance import ops
+from enhance.fidelity import HDR_WEIGHT
 from enhance.ops import Operator, ParamSpec
 
 if sys.version_info >= (3, 11):
@@ -67,6 +69,7 @@ class Recipe:
     proxy: int = DEFAULT_PROXY
     strength: float = DEFAULT_STRENGTH
     select: str = "all"  # "all": tune every stage together; "best": each alone, keep the best (tune())
+    fidelity: float = HDR_WEIGHT  # HDR input: weight of structural fidelity to the scene in the objective
 
     def __post_init__(self) -> None:
         problem = _settings_problem(self.stages, self.select)
@@ -92,6 +95,8 @@ class Recipe:
                  f"proxy = {self.proxy}", f"strength = {self.strength!r}"]
         if self.select != "all":
             lines.append(f"select = {_q(self.select)}")
+        if self.fidelity != HDR_WEIGHT:
+            lines.append(f"fidelity = {self.fidelity!r}")
         for stage in self.stages:
             lines += ["", "[[op]]", f"name = {_q(stage.op.name)}"]
             for spec in stage.specs:
@@ -207,7 +212,7 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{source}: invalid TOML: {exc}") from None
-    known_top = {"description", "steps", "proxy", "strength", "select", "op"}
+    known_top = {"description", "steps", "proxy", "strength", "fidelity", "select", "op"}
     for key in data:
         if key not in known_top:
             raise RecipeError(f"{source}{_line_of(text, key)}: unknown setting {key!r}")
@@ -222,11 +227,12 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise RecipeError(f"{source}{_line_of(text, key)}: {key} must be an integer in [{lo}, {hi}]")
             settings[key] = value
-    if "strength" in data:
-        s = _number(data["strength"], f"{source}{_line_of(text, 'strength')}")
-        if not 0 <= s <= 100:
-            raise RecipeError(f"{source}{_line_of(text, 'strength')}: strength must lie in [0, 100]")
-        settings["strength"] = s
+    for key in ("strength", "fidelity"):
+        if key in data:
+            s = _number(data[key], f"{source}{_line_of(text, key)}")
+            if not 0 <= s <= 100:
+                raise RecipeError(f"{source}{_line_of(text, key)}: {key} must lie in [0, 100]")
+            settings[key] = s
     if "select" in data:
         settings["select"] = data["select"]
         problem = _settings_problem(stages, data["select"])

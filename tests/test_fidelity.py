@@ -1,0 +1,175 @@
+"""Structural fidelity to the scene (the tuner's HDR term) and TMQI (enhance.fidelity)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from enhance import ops
+from enhance.fidelity import (
+    LOG_LEVELS_PER_EV, scene_reference, statistical_naturalness, structural_fidelity, tmqi,
+)
+
+N = 192  # >= 176, the five scales' minimum
+
+
+def textured_log_luminance(seed: int = 0) -> torch.Tensor:
+    """(1,1,N,N) log2 luminance with structure at every scale: random fields of 4..48 px detail, ~+-5 EV."""
+    g = torch.Generator().manual_seed(seed)
+    field = torch.zeros(1, 1, N, N)
+    for cells in (4, 8, 16, 32, 48):
+        field += F.interpolate(torch.randn(1, 1, cells, cells, generator=g), size=(N, N), mode="bicubic",
+                               align_corners=False)
+    return 5 * field / field.abs().max()
+
+
+def scene_of(log_y: torch.Tensor) -> torch.Tensor:
+    """Grey radiance (1,3,N,N) of log2 luminance ``log_y``."""
+    return torch.exp2(log_y).expand(1, 3, N, N).clone()
+
+
+def grey(levels: torch.Tensor) -> torch.Tensor:
+    """A grey display image (1,3,N,N) whose luma is ``levels`` (0..255, clipped)."""
+    return (levels.clamp(0, 255) / 255).expand(1, 3, N, N).clone()
+
+
+def test_shapes_and_small_input() -> None:
+    radiance = scene_of(textured_log_luminance()).repeat(3, 1, 1, 1)
+    rendered = torch.rand(3, 3, N, N)
+    assert structural_fidelity(rendered, radiance).shape == (3,)
+    assert tmqi(rendered, radiance).q.shape == (3,)
+    with pytest.raises(ValueError, match="at least 176"):
+        structural_fidelity(rendered[..., :100, :], radiance[..., :100, :])
+    with pytest.raises(ValueError, match="unknown scene domain"):
+        structural_fidelity(rendered, radiance, "gamma")
+
+
+def test_kept_structure_costs_nothing() -> None:
+    """A rendering whose luma is the scene's log luminance (the "log" reference) under one gain and
+    offset keeps the scene's structure: S ~ 1. (A gain below 1 would sink some faint detail under
+    the visibility threshold, and a ramp is not affine over the coarsest scale's windows, which
+    span most of the image: both cost a little, by design.)"""
+    log_y = textured_log_luminance()
+    ref = scene_reference(scene_of(log_y))
+    for gain in (1.0, 1.3):
+        rendered = grey(gain * (ref - ref.min()) + 20)
+        assert float(rendered.min()) > 0 and float(rendered.max()) < 1  # nothing clipped
+        assert float(structural_fidelity(rendered, scene_of(log_y))) > 0.999
+    # a different structure (the scene upside down) is far from it
+    assert float(structural_fidelity(rendered.flip(-2), scene_of(log_y))) < 0.5
+
+
+@pytest.mark.parametrize("end", ["shadows", "highlights"])
+def test_crushing_costs_more_the_more_is_crushed(end: str) -> None:
+    log_y = textured_log_luminance(1)
+    radiance = scene_of(log_y)
+    ref = scene_reference(radiance)
+    levels = 1.2 * (ref - ref.mean()) + 128  # about 38 to 223: nothing clipped yet
+    s = []
+    for shift in (0, 50, 75, 100, 125):
+        s.append(float(structural_fidelity(grey(levels - shift if end == "shadows" else levels + shift), radiance)))
+    assert s[0] > 0.99
+    assert all(a > b for a, b in zip(s, s[1:])), s
+    assert s[-1] < s[0] - 0.05, s
+
+
+def tonemapped(radiance: torch.Tensor, **params: float) -> torch.Tensor:
+    values = {"exposure": 0.0, "shadows": 0.0, "highlights": 0.0, **params}
+    return ops.get("tonemap").fn(radiance, {k: torch.tensor([v]) for k, v in values.items()}, linear=True)
+
+
+def test_tone_mapper_clipping_highlights_loses_fidelity() -> None:
+    """The HDR tone curve pushed up in exposure clips more and more of the highlights: S falls."""
+    radiance = scene_of(textured_log_luminance(2) * 1.6 + math.log2(0.18))  # ~16 EV about middle grey
+    s = [float(structural_fidelity(tonemapped(radiance, exposure=ev), radiance)) for ev in (0, 1, 2)]
+    assert s[0] > s[1] > s[2], s
+    assert s[2] < s[0] - 0.02, s
+
+
+def test_gradients_finite_at_black_and_white() -> None:
+    radiance = scene_of(textured_log_luminance(3))
+    radiance[..., :40, :40] = 0.0  # exact black in the scene too
+    rendered = torch.rand(1, 3, N, N)
+    rendered[..., :60, :] = 0.0   # flat black windows
+    rendered[..., -60:, :] = 1.0  # flat white windows
+    rendered.requires_grad_(True)
+    for domain in ("log", "linear"):
+        rendered.grad = None
+        structural_fidelity(rendered, radiance, domain).sum().backward()
+        assert rendered.grad is not None and torch.isfinite(rendered.grad).all()
+    # through the operator at its bounds, where it renders black and white
+    for ev in (-2.0, 2.0):
+        p = {k: torch.tensor([v], requires_grad=True) for k, v in {"exposure": ev, "shadows": -1.0, "highlights": 1.0}.items()}
+        out = ops.get("tonemap").fn(radiance * 100, p, linear=True)
+        structural_fidelity(out, radiance).sum().backward()
+        assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in p.values())
+
+
+def test_scene_exposure_does_not_matter() -> None:
+    """Both scene references are invariant to the radiance's scale (log: up to the black floor)."""
+    radiance = scene_of(textured_log_luminance(4))
+    rendered = tonemapped(radiance)
+    for domain in ("log", "linear"):
+        a = structural_fidelity(rendered, radiance, domain)
+        b = structural_fidelity(rendered, radiance * 8, domain)
+        assert torch.allclose(a, b, atol=1e-4), domain
+    assert torch.allclose(scene_reference(radiance * 2) - scene_reference(radiance),
+                          torch.full((1, 1, N, N), LOG_LEVELS_PER_EV), atol=1e-2)
+
+
+def test_naturalness_matches_the_papers_densities() -> None:
+    """N against scipy's beta and normal densities on the same statistics, each over its peak."""
+    stats = pytest.importorskip("scipy.stats")
+    image = torch.rand(2, 3, 66, 77) * torch.tensor([0.6, 0.9]).view(2, 1, 1, 1)
+    n = statistical_naturalness(image)
+    for i in range(2):
+        luma = 255 * (13933 * image[i, 0].double() + 46871 * image[i, 1].double() + 4732 * image[i, 2].double()) / 65536
+        blocks = [luma[y: y + 11, x: x + 11].std() for y in range(0, 66, 11) for x in range(0, 77, 11)]
+        contrast = float(torch.stack(blocks).mean()) / 64.29
+        mode = 3.4 / 12.5
+        expected = (stats.beta.pdf(contrast, 4.4, 10.1) / stats.beta.pdf(mode, 4.4, 10.1)
+                    * stats.norm.pdf(float(luma.mean()), 115.94, 27.99) / stats.norm.pdf(115.94, 115.94, 27.99))
+        assert float(n[i]) == pytest.approx(expected, rel=1e-6)
+    assert float(statistical_naturalness(torch.full((1, 3, 44, 44), 0.5))) < 1e-30  # no contrast at all
+
+
+def test_tmqi_prefers_a_tone_mapping_to_a_clip() -> None:
+    radiance = scene_of(textured_log_luminance(5) * 1.6 + math.log2(0.18))
+    mapped, clipped = tonemapped(radiance), radiance.clamp(0, 1) ** (1 / 2.2)
+    good, bad = tmqi(mapped, radiance), tmqi(clipped, radiance)
+    assert float(good.s) > float(bad.s) and float(good.q) > float(bad.q)
+    for figure in (*good, *bad):
+        assert 0 <= float(figure) <= 1
+
+
+def test_recipe_fidelity_setting() -> None:
+    from enhance.recipe import Recipe, RecipeError, parse_recipe
+
+    recipe = parse_recipe('fidelity = 7.5\n[[op]]\nname = "tonemap"\n')
+    assert recipe.fidelity == 7.5
+    assert parse_recipe(recipe.to_toml()).fidelity == 7.5
+    assert Recipe.from_ops(["tonemap"]).fidelity == parse_recipe('[[op]]\nname = "tonemap"\n').fidelity
+    with pytest.raises(RecipeError, match="fidelity must lie in"):
+        parse_recipe('fidelity = -1\n[[op]]\nname = "tonemap"\n')
+
+
+def test_tuner_weighs_fidelity_for_hdr_input(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    """From an overexposed start (highlights clipped), a climb with a heavy fidelity weight gives back
+    more of the scene's structure than the start has and than a climb on the scorer alone."""
+    from enhance.recipe import Recipe
+    from enhance.tune import climb_batch, render
+
+    radiance = scene_of(textured_log_luminance(6) * 2.0 + math.log2(0.18))  # ~20 EV
+    s = {}
+    for weight in (0.0, 50.0):
+        recipe = Recipe.from_ops(["tonemap"], fidelity=weight).with_values([{"exposure": 2.0, "shadows": 0.0,
+                                                                             "highlights": 0.0}])
+        done = climb_batch([radiance], recipe, tiny_scorer, steps=4, strength=None, seed=0, lr=0.15, crops=1,
+                           patience=12, linear=[True])[0]
+        s[weight] = float(structural_fidelity(render(done.image, recipe, done.params, linear=True), radiance))
+        begin = [{k: torch.tensor([v]) for k, v in recipe.stages[0].start.items()}]
+        start = float(structural_fidelity(render(done.image, recipe, begin, linear=True), radiance))
+    assert s[50.0] > start and s[50.0] > s[0.0], (start, s)
