@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ def evaluate_samples(
 @torch.no_grad()
 def pristine_first(
     model: torch.nn.Module, paths: Sequence[str], device: torch.device, seed: int = 0, batch_size: int = 32
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Share of (pristine, distorted) pairs where the pristine scores higher, on every family and
     level of ``eval_pairs`` built from ``paths``: see :func:`pristine_first_of`."""
     model.eval()
@@ -62,7 +62,7 @@ def pristine_first(
     return pristine_first_of(rows, scores)
 
 
-def pristine_first_of(rows: Sequence[tuple[str, str, int]], scores: Sequence[float]) -> dict[str, object]:
+def pristine_first_of(rows: Sequence[tuple[str, str, int]], scores: Sequence[float]) -> dict[str, Any]:
     """Pristine-first figures from (source, family, level) rows (family "pristine", level 0, for each
     source's pristine photo) and their scores: ``accuracy`` over every pair, ``levels_2_5`` over
     levels 2 to 5 (level 1 is mild enough to be a matter of taste: ``level_1`` alone), and per family

@@ -82,7 +82,7 @@ class TrainConfig:
 
     data_root: str = "."
     pretrained: bool | str = True
-    frozen_blocks: int = 13
+    frozen_blocks: int = 15
     val_fraction: float | dict[str, float] = 0.2
     split_seed: int = 0
     emd: list[str] | None = None
@@ -309,14 +309,14 @@ def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor]
     model.train()
     set_bn_eval(model)
     weights = {"emd": config.emd_weight, "fidelity": config.fidelity_weight, "rank": config.rank_weight}
-    order = torch.randperm(len(data.groups.x), generator=generator) if data.groups is not None else None
+    g = data.groups
+    order = torch.randperm(len(g.x), generator=generator) if g is not None else None
     totals: dict[str, float] = {k: 0.0 for k in weights}
     steps = batches(data.train, config.batch_size, generator)
     for i, index in enumerate(tqdm(steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)):
         group = None
-        if order is not None and config.rank_weight > 0:
+        if g is not None and order is not None and config.rank_weight > 0:
             pick = order[(i * config.groups_per_step + torch.arange(config.groups_per_step)) % len(order)]
-            g = data.groups
             group = (flip(g.x[pick], generator).to(device), g.level[pick].to(device), g.family[pick].to(device))
         kind = int(data.train.dataset[index[0]])
         terms = losses(late, flip(data.train.x[index], generator).to(device), data.train.dist[index].to(device),
@@ -326,7 +326,7 @@ def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor]
         loss.backward()  # type: ignore[union-attr]
         opt.step()
         for k, v in terms.items():
-            totals[k] += float(v) / len(steps)
+            totals[k] += v.item() / len(steps)
     return {f"loss_{k}": v for k, v in totals.items()}
 
 
