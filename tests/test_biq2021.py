@@ -66,3 +66,14 @@ def test_real_database_has_its_published_split() -> None:
     ratings = read_biq2021(str(REAL))
     parts = list(ratings.official_split.values())
     assert ratings.skipped == 0 and (parts.count("train"), parts.count("test")) == (10_000, 2_000)
+
+
+def test_eval_test_split_is_the_official_one(tmp_path: Path) -> None:
+    from nima.evaluate import select_split
+
+    root = write_biq2021(tmp_path / "biq", {"ss01 (1).jpg": 0.2, "ss03 (7).jpg": 0.9}, {"ss03 (2).jpg": 0.7})
+    ratings = open_dataset(f"biq2021:{root}")
+    chosen = select_split(ratings.samples, ratings.root, {}, "test", ratings.official_split)
+    assert [Path(s.path).name for s in chosen] == ["ss03 (2).jpg"]
+    with pytest.raises(ValueError, match="has no official test split"):
+        select_split(ratings.samples, ratings.root, {}, "test", {})

@@ -4,7 +4,6 @@ CLI with a TOML run configuration, and the loss terms."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import cli
 from nima import load_checkpoint
 from nima.loss import fidelity_loss, rank_loss
 from nima.sources import pristine_paths
-from nima import cache
+from nima import cache, training
 from nima.training import TrainConfig, batches, read_config, train
 from test_biq2021 import write_biq2021
 
@@ -137,17 +136,17 @@ def test_resume_continues_exactly_and_reuses_the_cache(tmp_path: Path, monkeypat
     class Killed(Exception):
         pass
 
-    real_replace = os.replace
+    real_save = training.save_state
 
-    def replace_then_die(src: str, dst: str) -> None:  # the run dies right after epoch 1 is saved
-        real_replace(src, dst)
+    def save_then_die(*args, **kwargs) -> None:  # the run dies right after epoch 1 is saved
+        real_save(*args, **kwargs)
         raise Killed
 
     killed = _config(tmp_path / "b", epochs=2)
-    monkeypatch.setattr("nima.training.os.replace", replace_then_die)
+    monkeypatch.setattr(training, "save_state", save_then_die)
     with pytest.raises(Killed):
         train(killed)
-    monkeypatch.setattr("nima.training.os.replace", real_replace)
+    monkeypatch.setattr(training, "save_state", real_save)
     made = {p.name: p.stat().st_mtime_ns for p in killed.run_dir.glob("cache-*.pt")}
     assert set(made) == {"cache-train.pt", "cache-val.pt", "cache-groups.pt"}
     train(_config(tmp_path / "b", epochs=2, resume=True))

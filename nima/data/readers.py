@@ -1,4 +1,4 @@
-"""Readers for rated image datasets: AVA, TID2013, LIVE In the Wild (CLIVE), KonIQ-10k, BIQ2021 and a plain CSV.
+"""Readers for rated image datasets: AVA, TID2013, LIVE In the Wild (CLIVE), KonIQ-10k and a plain CSV.
 
 Each returns Ratings: one Sample per image found on disk, with a (10,) target distribution over the
 scores 1..10 and the human mean on the dataset's own scale. Images that are missing or empty (a broken
@@ -43,7 +43,7 @@ class Ratings:
     """A dataset as read: its samples, its score scale and how many listed images were skipped.
 
     official_split: image path -> the dataset's own set name ("training", "validation", "test"), where the
-    dataset ships one (KonIQ-10k; BIQ2021's "train" and "test"); empty otherwise.
+    dataset ships one (KonIQ-10k); empty otherwise.
     """
 
     kind: str
