@@ -4,8 +4,10 @@ and the caching pass, per image, with the size of its fp16 weights file.
 
     python benchmarks/backbones.py [--threads 2] [--batch 8] [--json benchmarks/results/backbones.json]
 
-Times are medians of ``--repeats`` runs after one warm-up, at each backbone's input size. The cut
-for training is the one configs/default.toml uses for Lite0 (all blocks but the last frozen).
+Costs are CPU milliseconds per image (the process's CPU time, all threads: on a machine shared
+with other jobs it tracks the work far better than wall time does), medians of ``--repeats`` runs
+after one warm-up, at each backbone's input size. The cut for training is the one
+configs/default.toml uses for Lite0 (all blocks but the last frozen).
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from common import save_json
 
 
 def per_image(fn, images: int, repeats: int) -> float:
-    """Median milliseconds per image of ``fn`` over ``repeats`` calls, after one warm-up."""
+    """Median CPU milliseconds per image of ``fn`` over ``repeats`` calls, after one warm-up."""
     fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return 1000 * statistics.median(times) / images
 
 
