@@ -7,7 +7,6 @@ import math
 import os
 import signal
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -131,9 +130,10 @@ def score(paths: tuple[str, ...], weights: str | None, device: str, as_json: boo
 
 
 @main.command("eval")
-@click.option("--dataset", "dataset", required=True, help="KIND:PATH, KIND one of ava, tid2013, clive, koniq, csv.")
+@click.option("--dataset", "dataset", required=True, help="KIND:PATH, KIND one of ava, tid2013, clive, koniq, biq2021, csv.")
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
-@click.option("--split", type=click.Choice(["val", "train"]), help="Only this split of the run recorded in the weights.")
+@click.option("--split", type=click.Choice(["val", "train", "test"]),
+              help="Only this split: val or train of the run recorded in the weights, or the dataset's own test split.")
 @click.option("--device", default="auto", show_default=True, callback=_device, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object: n, srcc, plcc, emd1, emd2, accuracy, scale, skipped (null: not computable).")
@@ -155,7 +155,7 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
         _fail(f"{dataset}: no usable images")
     scorer = _scorer(weights, device)
     try:
-        samples = select_split(ratings.samples, ratings.root, scorer.meta, split)
+        samples = select_split(ratings.samples, ratings.root, scorer.meta, split, ratings.official_split)
     except ValueError as exc:
         _fail(str(exc))
     figures: dict[str, Any] = dict(evaluate_samples(scorer.model, samples, scorer.device))
@@ -172,91 +172,31 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 
 
 @main.command()
+@click.option("--config", "config_file", type=click.Path(),
+              help="TOML run configuration (configs/default.toml trains the shipped scorer); options given override it.")
 @click.option("--dataset", "datasets", multiple=True, help="KIND:PATH of human ratings; repeat for several.")
-@click.option("--preset", help="A named configuration (see nima/presets.py); flags given override it.")
-@click.option("--pristine", multiple=True, help="Pristine photos (files or folders) for the ranking term.")
-@click.option("--backbone", help="efficientnet_lite0 (default), mobilenet_v2, vgg16, inception_v3.")
+@click.option("--data-root", help="Folder that relative dataset and pristine-photo paths are read under.")
+@click.option("--backbone", help="efficientnet_lite0 (default), efficientnet_lite1, efficientnet_lite2, mobilenet_v2, ...")
 @click.option("--init", type=click.Path(), help="Start from this NIMA weights file instead of ImageNet features.")
-@click.option("--out", type=click.Path(), help="Weights file to write.")
-@click.option("--epochs", type=int)
-@click.option("--batch-size", type=int)
+@click.option("--epochs", type=click.IntRange(min=1))
+@click.option("--batch-size", type=click.IntRange(min=2))
 @click.option("--lr-backbone", type=float)
 @click.option("--lr-head", type=float)
-@click.option("--rank-weight", type=float, help="Weight of the synthetic ranking term (0 disables it).")
-@click.option("--distill", type=float, help="With --init: weight of a term keeping its predictions on rated and pristine photos.")
-@click.option("--teacher", "teachers", multiple=True, type=click.Path(),
-              help="With --distill: follow this scorer's predictions on every image instead (repeat: their mixture).")
-@click.option("--teacher-mix", callback=lambda ctx, param, v: _shares(v),
-              help="Comma-separated shares of the teachers in their mixture (default: equal).")
-@click.option("--per-group", type=int, help="Distortions per synthetic group (one pristine photo each).")
-@click.option("--compound", type=click.FloatRange(0, 1),
-              help="Share of synthetic groups ranked from a noisy version of the source, not the pristine.")
-@click.option("--families", callback=lambda ctx, param, v: _families(v),
-              help="Comma-separated synthetic families the groups draw from, or 'all' (default: all, or the preset's).")
-@click.option("--pairs", type=click.Path(), help="CSV of preference pairs (columns better,worse) ranked like the groups.")
-@click.option("--pairs-per-step", type=int, help="Preference pairs beside each batch of rated images.")
-@click.option("--adversarial", type=click.IntRange(min=0),
-              help="Also rank each group's pristine view above the tone edit the model scores highest, "
-                   "found by N steps of gradient ascent (0: off).")
-@click.option("--groups-per-step", type=int, help="Synthetic groups beside each batch of rated images.")
-@click.option("--blend", type=click.FloatRange(0, 1),
-              help="With --init: write init + BLEND x (trained - init), a weight-space ensemble (WiSE-FT).")
-@click.option("--frozen-blocks", type=int, help="Freeze the stem and this many early blocks (faster on a CPU).")
-@click.option("--eval-every", type=click.IntRange(min=1),
-              help="Measure the validation figures every N epochs (always after the last).")
-@click.option("--limit", type=int, help="Use only the first N rated images (smoke tests).")
+@click.option("--out", type=click.Path(), help="Weights file to write (its run folder: OUT with the suffix .run).")
+@click.option("--resume", is_flag=True, default=None, help="Continue the run from its last saved epoch.")
 @click.option("--seed", type=int, help="Initialisation, data order and augmentation.")
-@click.option("--split-seed", type=int, help="Chooses the validation split (keep it across runs you compare).")
-@click.option("--workers", type=int)
 @click.option("--device", callback=_device, help="auto, cpu, cuda or cuda:N.")
-@click.option("--no-pretrained", is_flag=True, help="Start the backbone from random weights.")
-@click.option("--resume", is_flag=True, help="Continue the run from its last saved epoch.")
-def train(preset: str | None, no_pretrained: bool, **options: Any) -> None:
+@click.option("--workers", type=click.IntRange(min=0), help="Image-loading processes.")
+def train(config_file: str | None, datasets: tuple[str, ...], **options: Any) -> None:
     """Train a NIMA scorer on human ratings plus synthetic two-sided distortions."""
-    from nima.presets import PRESETS
-    from nima.training import TrainConfig, train as run
+    from nima.training import read_config, train as run
 
-    if preset is not None and preset not in PRESETS:
-        _fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    settings: dict[str, Any] = dict(PRESETS[preset]) if preset else {}
-    for key, value in options.items():
-        if value is not None and value != ():  # 0 is a value: --frozen-blocks 0, --rank-weight 0
-            settings[key] = list(value) if isinstance(value, tuple) else value
-    if no_pretrained:
-        settings["pretrained"] = False
-    if not settings.get("datasets"):
-        _fail("give --dataset KIND:PATH or --preset NAME")
-    known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in settings.items() if k in known})
     try:
+        config = read_config(config_file, datasets=list(datasets) or None, **options)
         figures = run(config)
     except ValueError as exc:
         _fail(str(exc))
     click.echo(json.dumps({"out": str(Path(config.out)), **figures}))
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        _leave_distributed(0)
-
-
-
-def _families(value: str | None) -> list[str] | None:
-    """--families: None when not given, every family for 'all', else the comma-separated names."""
-    if value is None:
-        return None
-    if value == "all":
-        from nima.data.synthetic import FAMILIES
-
-        return list(FAMILIES)
-    return [name.strip() for name in value.split(",") if name.strip()]
-
-
-def _shares(value: str | None) -> list[float] | None:
-    """--teacher-mix: None when not given, else the comma-separated numbers."""
-    if value is None:
-        return None
-    try:
-        return [float(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
 
 
 def _reads(recipe: str | None, weights: str | None) -> list[str]:

@@ -151,12 +151,16 @@ def batch_1mp(kodak: Path, tmp: Path) -> dict:
 
 
 def training(data: Path, init: Path | None, tmp: Path, workers: int, limit: int | None) -> dict:
-    """One epoch of the default preset's stage 2 (rated images plus synthetic groups per step)."""
+    """One epoch of the shipped configuration (configs/default.toml): caching the frozen blocks'
+    activations, then one pass of rated images plus synthetic groups over the last blocks."""
     out = tmp / "train.pt"
-    args = ["train", "--preset", "default", "--dataset", f"clive:{data / 'clive'}", "--pristine",
-            str(data / "kodak"), "--out", str(out), "--epochs", "1", "--workers", str(workers)]
+    args = ["train", "--config", str(ROOT / "configs" / "default.toml"), "--data-root", str(data), "--out", str(out),
+            "--epochs", "1", "--workers", str(workers)]
     args += ["--init", str(init)] if init else []
-    args += ["--limit", str(limit)] if limit else []
+    if limit:  # a quick look: a run configuration that keeps the first N images of each dataset
+        quick = tmp / "quick.toml"
+        quick.write_text((ROOT / "configs" / "default.toml").read_text() + f"limit = {limit}\n")
+        args[2] = str(quick)
     wall = cli(*args)
     from nima import load_checkpoint
 
@@ -164,15 +168,16 @@ def training(data: Path, init: Path | None, tmp: Path, workers: int, limit: int 
     config = meta["config"]
     n_train = len(json.loads((out.with_suffix(".run") / "split.json").read_text())["train"])
     per_step = config["batch_size"] + config["groups_per_step"] * (1 + config["per_group"])
-    images = n_train // config["batch_size"] * per_step  # drop_last batches
+    images = n_train // config["batch_size"] * per_step  # about: each dataset drops its partial batch
     return {"command": "enhance " + " ".join(args), "wall_seconds": wall, "train_seconds": meta["train_seconds"],
             "images": images, "images_per_second": images / meta["train_seconds"], "workers": workers}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="holds clive/ and kodak/")
-    parser.add_argument("--init", help="stage-1 weights for the training figure (default: the preset's)")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
+                        help="holds clive/ and kodak/ (and, for the training figure, what configs/default.toml reads)")
+    parser.add_argument("--init", help="weights to start the training figure from (default: ImageNet features)")
     parser.add_argument("--json", required=True)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script, not the GPU")
     parser.add_argument("--workers", type=int, default=12)

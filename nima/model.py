@@ -3,6 +3,8 @@ softmax over the score buckets 1..N (Talebi & Milanfar, IEEE TIP 2018)."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -46,8 +48,30 @@ class NIMA(nn.Module):
         x = (x - self.norm_mean) / self.norm_std
         if self.channels_last and x.device.type == "cpu" and not x.requires_grad:
             x = x.contiguous(memory_format=torch.channels_last)
-        pooled = self.features(x).mean(dim=(2, 3))
-        return self.head(self.dropout(pooled)).softmax(dim=1)
+        return self.predict(self.features(x))
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """(B,C,h,w) backbone features -> (B,N) distributions: pooling, dropout, the head."""
+        return self.head(self.dropout(features.mean(dim=(2, 3)))).softmax(dim=1)
+
+    def split(self, frozen_blocks: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+        """(early, late) with ``late(early(x)) == self(x)`` for (B,3,S,S) ``x``: early normalises
+        and runs the backbone's stem and first ``frozen_blocks`` blocks, late the rest and the head.
+        ValueError where the backbone cannot be cut (only the EfficientNet-Lite ones can)."""
+        cut = getattr(self.features, "split", None)
+        if cut is None:
+            if frozen_blocks:
+                raise ValueError(f"frozen_blocks is not defined for backbone {self.spec.name!r}")
+            first, rest = (lambda h: h), self.features
+        else:
+            first, rest = cut(frozen_blocks)
+        return (lambda x: first((x - self.norm_mean) / self.norm_std)), (lambda h: self.predict(rest(h)))
+
+    def freeze(self, frozen_blocks: int) -> None:
+        """Stop the gradient of the stem and the first ``frozen_blocks`` blocks (see ``split``)."""
+        if frozen_blocks:
+            for module in self.features.frozen_part(frozen_blocks):  # type: ignore[operator]
+                module.requires_grad_(False)
 
 
 class Mixture(nn.Module):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from nima import NIMA, Scorer, emd, load_checkpoint, load_scorer, mean_score, save_checkpoint, std_score
 from nima.backbones import BACKBONES, get_backbone
+from nima.model import Mixture
 from nima.metrics import accuracy, plcc, srcc, summarise
 from nima.resize import resize_separable
 
@@ -63,9 +64,40 @@ def test_metrics_hand_computed():
 
 
 def test_registry_names_and_unknown():
-    assert set(BACKBONES) == {"efficientnet_lite0", "mobilenet_v2", "vgg16", "inception_v3"}
-    with pytest.raises(ValueError, match="known: efficientnet_lite0"):
+    assert set(BACKBONES) == {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2",
+                              "vgg16", "inception_v3"}
+    with pytest.raises(ValueError, match="Known: efficientnet_lite0"):
         get_backbone("resnet9000")
+    with pytest.raises(ValueError, match="Did you mean efficientnet_lite2"):
+        get_backbone("efficientnet-lite2")
+
+
+@pytest.mark.parametrize("name, size, blocks", [("efficientnet_lite1", 240, 21), ("efficientnet_lite2", 260, 21)])
+def test_larger_lites_load_their_imagenet_weights_and_cut_where_asked(name, size, blocks):
+    """The released weights fit the scaled architecture exactly (strict loading), and the early and
+    late parts of a cut compose to the whole model."""
+    spec = get_backbone(name)
+    features, _ = spec.build(True)
+    assert spec.input_size == size and len(features._blocks) == blocks
+    model = NIMA(name, pretrained=True).eval()
+    early, late = model.split(blocks - 2)
+    x = torch.rand(1, 3, size, size)
+    with torch.no_grad():
+        assert torch.allclose(late(early(x)), model(x), atol=1e-5)
+
+
+def test_mixture_is_the_weighted_average_of_its_models_distributions():
+    torch.manual_seed(0)
+    a, b = NIMA(pretrained=False).eval(), NIMA(pretrained=False).eval()
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        pa, pb, mix = a(x), b(x), Mixture([a, b], [1.0, 3.0])(x)
+    assert not torch.allclose(pa, pb, atol=1e-3)  # two different models, so the weights matter
+    assert torch.allclose(mix, 0.25 * pa + 0.75 * pb, atol=1e-6)
+    assert torch.allclose(mean_score(mix), 0.25 * mean_score(pa) + 0.75 * mean_score(pb), atol=1e-5)
+    for bad in ([1.0], [-1.0, 2.0], [0.0, 0.0], [float("nan"), 1.0]):
+        with pytest.raises(ValueError, match="shares"):
+            Mixture([a, b], bad)
 
 
 def _classify(name: str) -> int:

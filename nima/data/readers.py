@@ -211,6 +211,42 @@ def read_koniq(root: str) -> Ratings:
     return ratings
 
 
+def read_biq2021(root: str) -> Ratings:
+    """BIQ2021: `Train (Images and MOS).csv` and `Test (Images and MOS).csv` (header `Image Name,MOS`,
+    some rows with trailing empty fields; MOS on 0..1, the mean of 30 ratings on 1..5 rescaled); images
+    in <root>/Images/. The file a row comes from fills Ratings.official_split ("train" or "test").
+    Target: gaussian_buckets of MOS mapped 0..1 -> 1..10 with DEFAULT_STD (no per-image std is
+    published). group: the image name."""
+    root = os.path.abspath(root)
+    scale = Scale("BIQ2021 MOS 0-1", 0, 1)
+    rows: list[Row] = []
+    sets: dict[str, str] = {}
+    for part, file_name in (("train", "Train (Images and MOS).csv"), ("test", "Test (Images and MOS).csv")):
+        file = _need(os.path.join(root, file_name))
+        with open(file, encoding="utf-8-sig", newline="") as fh:
+            table = list(csv.reader(fh))
+        if not table or [c.strip() for c in table[0][:2]] != ["Image Name", "MOS"]:
+            raise ValueError(f"{file}: header must start `Image Name,MOS`, got {','.join(table[0]) if table else 'nothing'!r}")
+        for number, fields in enumerate(table[1:], 2):
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) < 2 or any(f.strip() for f in fields[2:]):
+                raise ValueError(f"{file}:{number}: expected `name,MOS`, got {','.join(fields)!r}")
+            name = fields[0].strip()
+            try:
+                mos = float(fields[1])
+            except ValueError:
+                raise ValueError(f"{file}:{number}: cannot read MOS {fields[1]!r}") from None
+            if name in sets:
+                raise ValueError(f"{file}:{number}: {name!r} is listed twice")
+            sets[name] = part
+            rows.append((name, gaussian_buckets(to_unit(mos, scale), DEFAULT_STD), mos, name))
+    index = _index(os.path.join(root, "Images"))
+    ratings = _ratings("biq2021", root, scale, rows, lambda name: index.get(name.lower()))
+    ratings.official_split = {s.path: sets[s.group] for s in ratings.samples}
+    return ratings
+
+
 def read_csv(path: str, scale: Scale = UNIT, default_std: float = DEFAULT_STD) -> Ratings:
     """A CSV with header `path,mean[,std]` (scores on scale; std on scale too, else default_std in 1..10
     units) or `path,c1,..,cN` (vote counts over the scores 1..N; the scale becomes 1..N). Image paths are
@@ -292,6 +328,7 @@ def _image_problem(path: str) -> str | None:
 
 READERS: dict[str, Callable[[str], Ratings]] = {
     "ava": read_ava, "tid2013": read_tid2013, "clive": read_clive, "koniq": read_koniq, "csv": read_csv,
+    "biq2021": read_biq2021,
 }
 
 
