@@ -274,6 +274,48 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
     click.echo(f"  record: {sidecar_path(target)}")
 
 
+@main.command("train-predictor")
+@click.option("--recipe", default="tonemap", show_default=True, help="A shipped recipe's name or a TOML file.")
+@click.option("--out", type=click.Path(), help="Predictor file (default: <recipe>.predictor.pt here).")
+@click.option("--data", type=click.Path(), default="../shared/data", show_default=True,
+              help="Folder holding clive/ and kodak/ (the scorer's validation photos and kodim19-24 are left out).")
+@click.option("--steps", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 1024), default=8, show_default=True, help="Photos per step.")
+@click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=2e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--resume", is_flag=True, help="Continue from the run's checkpoint (<out without .pt>.run/state.pt).")
+def train_predictor_cmd(recipe: str, out: str | None, data: str, steps: int, batch: int, lr: float, seed: int,
+                        weights: str | None, device: str, resume: bool) -> None:
+    """Train a parameter predictor for a recipe by climbing the frozen scorer through its operators."""
+    from tqdm import tqdm
+
+    from enhance.predict import PredictorTraining, train_predictor, training_photos
+    from enhance.tune import as_recipe
+
+    try:
+        name = as_recipe(recipe).name
+    except ValueError as exc:
+        _fail(str(exc))
+    scorer = _scorer(weights, device)
+    config = PredictorTraining(recipe, out or f"{name}.predictor.pt", steps=steps, batch=batch, lr=lr, seed=seed,
+                               resume=resume)
+    try:
+        photos = training_photos(data, scorer.meta)
+    except ValueError as exc:
+        _fail(str(exc))
+    with tqdm(total=steps, desc=f"train-predictor {name}", unit="step", file=sys.stderr) as bar:
+        def on_step(step: int, objective: float) -> None:
+            bar.n = step
+            bar.set_postfix(objective=f"{objective:.3f}")
+
+        trained = train_predictor(config, photos, scorer, on_step)
+        bar.n = len(trained.meta["history"])  # a resumed run that had nothing left to do
+        bar.refresh()
+    click.echo(f"{len(photos)} photos, {steps} steps; wrote {config.out}")
+
+
 @main.command("apply")
 @click.argument("src", type=click.Path())
 @click.option("-o", "--out", type=click.Path(), required=True, help="Output file.")

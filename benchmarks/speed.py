@@ -8,6 +8,10 @@
    default there) against the plain NCHW layout.
 4. Adam against Nelder-Mead: scorer evaluations needed to reach 99% of the best improvement
    either optimiser found, on degraded held-out photos with a 7-parameter recipe.
+5. ``lut``: the full-resolution render of pointwise pipelines on the 12-megapixel photo, torch
+   (``enhance.tune.render``) against tables (``enhance.lut``), with the largest difference.
+6. ``draft``: the tuning proxy (long side 512) of the 12-megapixel JPEG, full decode and resize
+   against the DCT-scaled decode (``enhance.proxy.read_proxy``).
 
     python benchmarks/speed.py --json benchmarks/results/speed.json [--only layout ...]
 """
@@ -29,7 +33,7 @@ from PIL import Image
 from common import KODAK, ROOT, load_rgb, need, quantise, save_json, to_tensor
 
 
-PARTS = ["tune", "step", "layout", "optimisers"]
+PARTS = ["tune", "step", "layout", "optimisers", "lut", "draft"]
 
 
 def tune_12mp(workdir: Path, runs: int, photo: str = "kodim05.png") -> dict:
@@ -184,6 +188,67 @@ def optimiser_efficiency(steps: int) -> list[dict]:
     return rows
 
 
+def enlarged_12mp(workdir: Path, photo: str = "kodim05.png") -> Path:
+    """The Kodak photo enlarged to 4000x3000 and saved as a JPEG (quality 95), as `tune_12mp` makes it."""
+    src = workdir / "12mp.jpg"
+    Image.open(KODAK / photo).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC).save(src, quality=95)
+    return src
+
+
+def best_of(runs: int, f) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    """(the shortest wall time of ``runs`` calls of f, f's last result)."""
+    times, out = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = f()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def lut_cost(workdir: Path, runs: int) -> list[dict]:
+    """Torch against table rendering of pointwise pipelines on the 12 MP photo (8-bit in, 8-bit out)."""
+    from enhance import lut
+    from enhance.io import read
+    from enhance.recipe import Recipe
+    from enhance.tune import params_from_values, render
+
+    photo = read(enlarged_12mp(workdir)).image
+    pixels = lut.to_codes(photo[0].permute(1, 2, 0))
+    rows = []
+    for names, values in ((["levels"], [{"black": 0.05, "white": 0.9, "gamma": 1.3}]),
+                          (["tonemap"], [{"exposure": 0.5, "shadows": 0.3, "highlights": -0.4}]),
+                          (["exposure", "tonemap", "contrast"], [{"ev": 0.3}, {"exposure": 0.2, "shadows": 0.2, "highlights": -0.3},
+                                                                 {"amount": 0.3, "midpoint": 0.5, "saturation": 1.2}])):
+        recipe = Recipe.from_ops(names)
+        params = params_from_values(recipe, values)
+        t_torch, ref = best_of(runs, lambda: lut.to_codes(render(photo, recipe, params)[0].permute(1, 2, 0)))
+        t_lut, out = best_of(runs, lambda: lut.render_8bit(pixels, recipe, params))
+        rows.append({"pipeline": "+".join(names), "torch_seconds": t_torch, "lut_seconds": t_lut,
+                     "max_levels_apart": int(np.abs(out.astype(int) - ref.astype(int)).max())})  # type: ignore[union-attr]
+    return rows
+
+
+def draft_cost(workdir: Path, runs: int) -> dict:
+    """The proxy (long side 512) of the 12 MP JPEG: full decode + resize against the draft decode."""
+    from enhance.io import read
+    from enhance.proxy import read_proxy
+    from enhance.tune import resize_long
+
+    src = enlarged_12mp(workdir)
+    t_full, full = best_of(runs, lambda: resize_long(read(src).image, 512))
+    t_draft, proxy = best_of(runs, lambda: read_proxy(src, 512))
+    d = (full - proxy).abs().flatten() * 255  # type: ignore[operator]
+    return {"full_seconds": t_full, "draft_seconds": t_draft, "mean_levels_apart": float(d.mean()),
+            "p99_levels_apart": float(d.quantile(0.99))}
+
+
+def table(header: list[str], rows: list[list]) -> None:
+    """Print a Markdown table."""
+    print("\n| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(v) for v in row) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -214,9 +279,19 @@ def main() -> None:
               f"parameter gradients {lay['grad_relative_difference']:.1e} apart (relative)")
     if "optimisers" in parts:
         figures["optimisers"] = rows = optimiser_efficiency(args.steps)
-        print("\n| image | start | best | Adam evaluations to 99% | Nelder-Mead evaluations to 99% |\n|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['image']} | {r['start']:.3f} | {r['best']:.3f} | {r['adam']} | {r['nelder-mead']} |")
+        table(["image", "start", "best", "Adam evaluations to 99%", "Nelder-Mead evaluations to 99%"],
+              [[r["image"], f"{r['start']:.3f}", f"{r['best']:.3f}", r["adam"], r["nelder-mead"]] for r in rows])
+    if "lut" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures["lut"] = rows = lut_cost(Path(tmp), args.runs)
+        table(["pipeline, 12 MP, 8-bit", "torch render", "tables", "largest difference (8-bit levels)"],
+              [[r["pipeline"], f"{r['torch_seconds']:.2f} s", f"{r['lut_seconds']:.2f} s", r["max_levels_apart"]] for r in rows])
+    if "draft" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures["draft"] = d = draft_cost(Path(tmp), args.runs)
+        print(f"proxy of the 12 MP JPEG: full decode + resize {d['full_seconds']:.2f} s, draft decode {d['draft_seconds']:.2f} s "
+              f"(best of {args.runs}); {d['mean_levels_apart']:.2f} levels apart on average, 99th percentile "
+              f"{d['p99_levels_apart']:.2f}")
     save_json(args.json, figures)
 
 

@@ -1,0 +1,124 @@
+"""The parameter predictor against the tuner, on photos neither the predictor nor the scorer trained on.
+
+Cases: the benchmarks' held-out Kodak photos (kodim19-24) each with one random degradation of
+`enhance.predict.DEGRADATIONS` (seeded), the first ``--clean`` of them as they are too, and the
+first ``--clive`` photos of the scorer's validation split as they are. For each: the mean score on the tuner's views (proxy and two crops,
+seed 0) of the photo, of the predicted parameters, and of a 50-step climb from identity
+(`enhance.tune.climb`), with the time of each (prediction: from the proxy the tuner makes).
+
+    python benchmarks/predict.py --recipe tonemap [--predictor FILE] [--clean 2] [--clive 0] [--json out.json]
+    python benchmarks/predict.py --recipe tonemap --tune-only --json tuned.json   # the climbs alone
+    python benchmarks/predict.py --recipe tonemap --tuned tuned.json              # reuse those climbs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import KODAK, SHARED, need, save_json
+
+
+def cases(meta: dict, clean: int, clive: int) -> list[tuple[str, torch.Tensor]]:
+    """(name, (1,3,H,W) photo) for every case."""
+    from enhance.io import read
+    from enhance.predict import DEGRADATIONS, HELD_OUT_KODAK, degrade
+
+    gen = np.random.default_rng(2024)
+    out = []
+    for i, name in enumerate(HELD_OUT_KODAK):
+        image = read(KODAK / name).image
+        kind = str(gen.choice(DEGRADATIONS[1:]))
+        out.append((f"{name[:-4]} {kind}", degrade(image, kind, gen)))
+        if i < clean:
+            out.append((f"{name[:-4]} clean", image))
+    for rel in sorted(meta["val_split"])[:clive]:
+        out.append((f"clive {Path(rel).name}", read(SHARED / "clive" / rel).image))
+    return out
+
+
+def view_score(image: torch.Tensor, recipe, values, scorer) -> float:  # type: ignore[no-untyped-def]
+    """Mean score over the tuner's views of ``image`` rendered with ``values``."""
+    from enhance.tune import Views, apply_pipeline, params_from_values
+
+    views = Views.of(image, recipe, 2, scorer.input_size, 0)
+    params = params_from_values(recipe, values)
+    with torch.no_grad():
+        return float(scorer.mean(views.render(scorer.input_size, lambda im, ref: apply_pipeline(im, recipe, params, ref))).mean())
+
+
+def tuned(image: torch.Tensor, recipe, scorer) -> dict:  # type: ignore[no-untyped-def]
+    from enhance.tune import climb
+
+    t0 = time.perf_counter()
+    c = climb(image, recipe, scorer, steps=50, strength=None, seed=0, optimizer="adam", lr=0.15, crops=2,
+              patience=12, linear=False, on_step=None)
+    values = [{k: float(v) for k, v in p.items()} for p in c.params]
+    return {"before": c.before.mean, "tuned": c.after.mean, "tune_seconds": time.perf_counter() - t0,
+            "tune_steps": c.steps, "tuned_values": values}
+
+
+def predicted(image: torch.Tensor, recipe, predictor, scorer) -> dict:  # type: ignore[no-untyped-def]
+    from enhance.predict import predict_params
+    from enhance.tune import resize_long
+
+    proxy = resize_long(image, recipe.proxy)
+    predict_params(proxy, recipe, predictor)  # warm-up
+    t0 = time.perf_counter()
+    values = predict_params(proxy, recipe, predictor)
+    seconds = time.perf_counter() - t0
+    start = [dict(st.start) for st in recipe.stages]
+    return {"input": view_score(image, recipe, start, scorer), "predicted": view_score(image, recipe, values, scorer),
+            "predict_seconds": seconds, "predicted_values": values}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="tonemap")
+    parser.add_argument("--predictor", help="predictor file (default: the shipped one for the recipe)")
+    parser.add_argument("--clean", type=int, default=2, help="held-out Kodak photos to add as they are")
+    parser.add_argument("--clive", type=int, default=0, help="CLIVE validation photos to add")
+    parser.add_argument("--tune-only", action="store_true", help="only the 50-step climbs")
+    parser.add_argument("--predict-only", action="store_true", help="no climbs (except those read from --tuned)")
+    parser.add_argument("--tuned", help="JSON of an earlier --tune-only run to reuse")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+    need(KODAK)
+    from enhance.predict import load_predictor, shipped_predictor
+    from enhance.tune import as_recipe
+    from nima import load_scorer
+
+    torch.manual_seed(0)
+    scorer = load_scorer()
+    recipe = as_recipe(args.recipe)
+    rows = {r["case"]: r for r in json.loads(Path(args.tuned).read_text())["rows"]} if args.tuned else {}
+    predictor = None if args.tune_only else load_predictor(args.predictor or shipped_predictor(recipe.name))
+    out = []
+    for name, image in cases(scorer.meta, args.clean, args.clive):
+        row = rows.get(name) or {"case": name, **({} if args.predict_only else tuned(image, recipe, scorer))}
+        if predictor is not None:
+            row.update(predicted(image, recipe, predictor, scorer))
+        out.append(row)
+        save_json(args.json, {"recipe": recipe.name, "rows": out})  # so far: a long run can be cut short
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if "values" not in k}), flush=True)
+    climbed = [r for r in out if "tuned" in r]
+    summary = {"cases": len(out), "climbed": len(climbed)}
+    if climbed:
+        summary["mean_tune_gain"] = float(np.mean([r["tuned"] - r["before"] for r in climbed]))
+    if predictor is not None:
+        gains = [r["predicted"] - r["input"] for r in out]
+        summary.update(mean_predicted_gain=float(np.mean(gains)), predicted_above_input=int(sum(g > 0 for g in gains)),
+                       median_predict_seconds=float(np.median([r["predict_seconds"] for r in out])))
+        if climbed:
+            summary["mean_predicted_gain_on_climbed"] = float(np.mean([r["predicted"] - r["before"] for r in climbed]))
+    print(json.dumps(summary))
+    save_json(args.json, {"recipe": recipe.name, "summary": summary, "rows": out})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The parameter predictor (enhance.predict): outputs, training, resume, files. No shared data needed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from enhance.predict import (
+    DEGRADATIONS, Predictor, PredictorTraining, degrade, load_predictor, objectives, predict, predict_params,
+    save_predictor, train_predictor, training_loss, training_photos,
+)
+from enhance.recipe import Recipe
+from enhance.tune import Views
+
+
+def small(names: list[str], **settings: object) -> Recipe:
+    return Recipe.from_ops(names, proxy=64, **settings)  # type: ignore[arg-type]
+
+
+def photo(seed: int, h: int = 48, w: int = 64, gain: float = 1.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = F.interpolate(torch.rand(1, 3, 4, 5, generator=g), size=(h, w), mode="bilinear", align_corners=False)
+    return ((x * gain).clamp(0, 1) * 255).round() / 255
+
+
+def saved(folder: Path, images: list[torch.Tensor]) -> list[Path]:
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(folder / f"p{i}.png")
+        Image.fromarray((image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(paths[-1])
+    return paths
+
+
+def shaken(predictor: Predictor, seed: int) -> Predictor:
+    """The predictor with random weights in its last layer (untrained, it returns the start)."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in predictor.head[-1].parameters():
+            p.normal_(0, 3)
+    return predictor
+
+
+def test_an_untrained_predictor_returns_the_start() -> None:
+    recipe = small(["exposure", "levels", "contrast"])
+    values = predict(Predictor(recipe), photo(0))
+    for got, stage in zip(values, recipe.stages):
+        assert got == pytest.approx(stage.start, abs=1e-5)
+
+
+@pytest.mark.parametrize("select", ["all", "best"])
+def test_output_shapes_and_bounds(select: str) -> None:
+    recipe = small(["exposure", "tonemap", "denoise"], select=select)
+    predictor = shaken(Predictor(recipe), 1)
+    u, logits = predictor(torch.rand(5, 3, 224, 224))
+    assert u.shape == (5, 1 + 3 + 3) and logits.shape == (5, 3 if select == "best" else 0)
+    for stage, p in zip(recipe.stages, predictor.params(u * 100)):  # saturated: still inside the bounds
+        for spec in stage.specs:
+            assert p[spec.name].shape == (5,)
+            assert bool(((p[spec.name] >= spec.lo) & (p[spec.name] <= spec.hi)).all())
+    values = predict(predictor, photo(2, h=300, w=200))
+    assert [set(v) for v in values] == [{s.name for s in st.specs} for st in recipe.stages]
+    if select == "best":  # one operator chosen, the others at their identity
+        assert sum(v != st.op.identity for v, st in zip(values, recipe.stages)) <= 1
+
+
+def test_a_tiny_training_run_raises_the_objective(tmp_path: Path, tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    """Seconds of training on four dim photos raise the scorer's objective on them."""
+    images = [photo(i, gain=0.4) for i in range(4)]
+    recipe = small(["exposure", "contrast"])
+    config = PredictorTraining("unused", str(tmp_path / "p.pt"), steps=10, batch=4, lr=0.003, crops=0, clean=1.0,
+                               every=6)
+
+    def objective(predictor: Predictor) -> float:
+        views = [Views.of(im, recipe, 0, tiny_scorer.input_size, 0) for im in images]
+        with torch.no_grad():
+            return float(objectives(predictor, images, views, tiny_scorer, recipe.strength)[0].mean())
+
+    before = objective(Predictor(recipe))
+    trained = train_predictor(replace(config, recipe=_toml(tmp_path, recipe)), saved(tmp_path, images), tiny_scorer)
+    assert objective(trained) > before + 0.01
+    assert load_predictor(config.out).state_dict()["head.2.bias"].equal(trained.state_dict()["head.2.bias"])
+    assert (tmp_path / "p.pt").stat().st_size < 5_000_000
+
+
+def _toml(folder: Path, recipe: Recipe) -> str:
+    path = folder / "recipe.toml"
+    path.write_text(recipe.to_toml())
+    return str(path)
+
+
+def test_resume_continues_the_same_run(tmp_path: Path, tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    """Two steps, stop, resume to four: the same weights as four steps at once."""
+    photos = saved(tmp_path, [photo(i) for i in range(3)])
+    recipe = _toml(tmp_path, small(["exposure"]))
+    whole = PredictorTraining(recipe, str(tmp_path / "whole.pt"), steps=4, batch=2, crops=0, every=1)
+    straight = train_predictor(whole, photos, tiny_scorer)
+    split = replace(whole, out=str(tmp_path / "split.pt"), steps=2)
+    train_predictor(split, photos, tiny_scorer)
+    resumed = train_predictor(replace(split, steps=4, resume=True), photos, tiny_scorer)
+    for k, v in straight.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    assert len(resumed.meta["history"]) == 4
+
+
+def test_predict_params_checks_its_inputs(tmp_path: Path) -> None:
+    recipe = small(["exposure", "levels"])
+    predictor = shaken(Predictor(recipe), 3)
+    save_predictor(tmp_path / "p.pt", predictor, {"note": "test"})
+    loaded = load_predictor(tmp_path / "p.pt")
+    assert loaded.meta == {"note": "test"}
+    assert predict_params(photo(4), recipe, loaded) == predict(predictor, photo(4))
+    with pytest.raises(ValueError, match="trained for"):
+        predict_params(photo(4), small(["exposure"]), loaded)
+    with pytest.raises(ValueError, match="HDR"):
+        predict_params(type("Photo", (), {"linear": True, "path": "x.exr", "image": photo(4)})(), recipe, loaded)
+    with pytest.raises(ValueError, match="no shipped parameter predictor"):
+        predict_params(photo(4), recipe)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt"):
+        load_predictor(tmp_path / "bad.pt")
+
+
+def test_best_recipes_learn_a_choice() -> None:
+    """The choice term pulls the logits toward the operator that did best."""
+    objs = torch.tensor([[0.1, 0.5], [0.7, 0.2]])
+    logits = torch.zeros(2, 2, requires_grad=True)
+    training_loss(objs, logits).backward()
+    assert logits.grad is not None
+    assert logits.grad[0, 1] < 0 < logits.grad[0, 0] and logits.grad[1, 0] < 0 < logits.grad[1, 1]
+
+
+def test_degradations() -> None:
+    image = photo(5)
+    gen = np.random.default_rng(0)
+    assert torch.equal(degrade(image, "none", gen), image)
+    for kind in DEGRADATIONS[1:]:
+        out = degrade(image, kind, gen)
+        assert out.shape == image.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+        assert torch.equal(out, (out * 255).round() / 255) and not torch.equal(out, image), kind
+    assert float(degrade(image, "under", gen).mean()) < float(image.mean())
+    with pytest.raises(ValueError, match="unknown degradation"):
+        degrade(image, "blurry", gen)
+
+
+def test_training_photos_leave_out_validation_and_held_out(tmp_path: Path) -> None:
+    for rel in ("clive/Images/a.jpg", "clive/Images/b.jpg", "kodak/kodim01.png", "kodak/kodim19.png", "kodak/kodim02.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    meta = {"val_split": ["Images/b.jpg"], "pristine_holdout": ["kodim02.png"]}
+    assert [p.name for p in training_photos(tmp_path, meta)] == ["a.jpg", "kodim01.png"]
+    with pytest.raises(ValueError, match="validation split"):
+        training_photos(tmp_path, {})
+
+
+def test_the_shipped_tonemap_predictor_on_a_photo_it_never_saw() -> None:
+    """examples/coffee-flat.jpg (scikit-image's coffee, flattened; not among the training photos):
+    the prediction raises the shipped scorer's mean score on the tuner's views."""
+    from enhance.io import read
+    from enhance.tune import apply_pipeline, as_recipe, params_from_values
+    from nima import load_scorer
+
+    scorer, recipe = load_scorer(), as_recipe("tonemap")
+    image = read(Path(__file__).resolve().parents[1] / "examples" / "coffee-flat.jpg").image
+    values = predict_params(image, recipe)
+    views = Views.of(image, recipe, 2, scorer.input_size, 0)
+
+    def score(values: list[dict[str, float]]) -> float:
+        params = params_from_values(recipe, values)
+        with torch.no_grad():
+            return float(scorer.mean(views.render(scorer.input_size, lambda x, ref: apply_pipeline(x, recipe, params, ref))).mean())
+
+    for stage, v in zip(recipe.stages, values):
+        assert all(s.lo <= v[s.name] <= s.hi for s in stage.specs)
+    assert score(values) > score([st.start for st in recipe.stages]) + 0.3
