@@ -21,9 +21,10 @@ def _fail(message: str) -> NoReturn:
 def _leave_distributed(status: int) -> None:
     """End a torchrun worker once its process group is destroyed and its files are written.
 
-    Seen here in 1 run of 4 to 16 under load: after every output was written and the group destroyed,
-    a worker aborted during interpreter teardown ("terminate called without an active exception",
-    no Python frame left). Exiting without the teardown avoids it; nothing is buffered but stdio.
+    A torchrun worker can abort during interpreter teardown after its process group is destroyed
+    ("terminate called without an active exception", no Python frame left), although every output is
+    already written. Exiting without the teardown avoids it; only stdio is still buffered, so it is
+    flushed first.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -238,7 +239,7 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
     """Tune operators on one photo to raise its predicted score; write the photo and a JSON sidecar."""
     from enhance.files import check_tune, default_output, sidecar_path, tune_file
     from enhance.io import ImageError
-    from enhance.tune import TuneError
+    from enhance.render import TuneError
 
     chosen = _recipe(ops, recipe)
     target = out or str(default_output(src))
@@ -292,7 +293,7 @@ def train_predictor_cmd(recipe: str, out: str | None, data: str, steps: int, bat
     from tqdm import tqdm
 
     from enhance.predict import PredictorTraining, train_predictor, training_photos
-    from enhance.tune import as_recipe
+    from enhance.recipe import as_recipe
 
     try:
         name = as_recipe(recipe).name

@@ -4,7 +4,7 @@ Cases: the benchmarks' held-out Kodak photos (kodim19-24) each with one random d
 `enhance.predict.DEGRADATIONS` (seeded), the first ``--clean`` of them as they are too, and the
 first ``--clive`` photos of the scorer's validation split as they are. For each: the mean score on the tuner's views (proxy and two crops,
 seed 0) of the photo, of the predicted parameters, and of a 50-step climb from identity
-(`enhance.tune.climb`), with the time of each (prediction: from the proxy the tuner makes).
+(`enhance.climb.climb`), with the time of each (prediction: from the proxy the tuner makes).
 
     python benchmarks/predict.py --recipe tonemap [--predictor FILE] [--clean 2] [--clive 0] [--json out.json]
     python benchmarks/predict.py --recipe tonemap --tune-only --json tuned.json   # the climbs alone
@@ -44,7 +44,9 @@ def cases(meta: dict, clean: int, clive: int) -> list[tuple[str, torch.Tensor]]:
 
 def view_score(image: torch.Tensor, recipe, values, scorer) -> float:  # type: ignore[no-untyped-def]
     """Mean score over the tuner's views of ``image`` rendered with ``values``."""
-    from enhance.tune import Views, apply_pipeline, params_from_values
+    from enhance.params import params_from_values
+    from enhance.render import apply_pipeline
+    from enhance.views import Views
 
     views = Views.of(image, recipe, 2, scorer.input_size, 0)
     params = params_from_values(recipe, values)
@@ -53,11 +55,12 @@ def view_score(image: torch.Tensor, recipe, values, scorer) -> float:  # type: i
 
 
 def tuned(image: torch.Tensor, recipe, scorer) -> dict:  # type: ignore[no-untyped-def]
-    from enhance.tune import climb
+    from enhance.climb import climb
+    from enhance.render import Source
 
     t0 = time.perf_counter()
-    c = climb(image, recipe, scorer, steps=50, strength=None, seed=0, optimizer="adam", lr=0.15, crops=2,
-              patience=12, linear=False, on_step=None)
+    c = climb([Source.of(image)], recipe, scorer, steps=50, strength=None, seed=0, optimizer="adam", lr=0.15,
+              crops=2, patience=12, on_step=None)[0]
     values = [{k: float(v) for k, v in p.items()} for p in c.params]
     return {"before": c.before.mean, "tuned": c.after.mean, "tune_seconds": time.perf_counter() - t0,
             "tune_steps": c.steps, "tuned_values": values}
@@ -65,7 +68,7 @@ def tuned(image: torch.Tensor, recipe, scorer) -> dict:  # type: ignore[no-untyp
 
 def predicted(image: torch.Tensor, recipe, predictor, scorer) -> dict:  # type: ignore[no-untyped-def]
     from enhance.predict import predict_params
-    from enhance.tune import resize_long
+    from enhance.render import resize_long
 
     proxy = resize_long(image, recipe.proxy)
     predict_params(proxy, recipe, predictor)  # warm-up
@@ -90,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     need(KODAK)
     from enhance.predict import load_predictor, shipped_predictor
-    from enhance.tune import as_recipe
+    from enhance.recipe import as_recipe
     from nima import load_scorer
 
     torch.manual_seed(0)

@@ -9,7 +9,7 @@
 4. Adam against Nelder-Mead: scorer evaluations needed to reach 99% of the best improvement
    either optimiser found, on degraded held-out photos with a 7-parameter recipe.
 5. ``lut``: the full-resolution render of pointwise pipelines on the 12-megapixel photo, torch
-   (``enhance.tune.render``) against tables (``enhance.lut``), with the largest difference.
+   (``enhance.render.render``) against tables (``enhance.lut``), with the largest difference.
 6. ``draft``: the tuning proxy (long side 512) of the 12-megapixel JPEG, full decode and resize
    against the DCT-scaled decode (``enhance.proxy.read_proxy``).
 
@@ -210,7 +210,8 @@ def lut_cost(workdir: Path, runs: int) -> list[dict]:
     from enhance import lut
     from enhance.io import read
     from enhance.recipe import Recipe
-    from enhance.tune import params_from_values, render
+    from enhance.params import params_from_values
+    from enhance.render import render
 
     photo = read(enlarged_12mp(workdir)).image
     pixels = lut.to_codes(photo[0].permute(1, 2, 0))
@@ -232,7 +233,7 @@ def draft_cost(workdir: Path, runs: int) -> dict:
     """The proxy (long side 512) of the 12 MP JPEG: full decode + resize against the draft decode."""
     from enhance.io import read
     from enhance.proxy import read_proxy
-    from enhance.tune import resize_long
+    from enhance.render import resize_long
 
     src = enlarged_12mp(workdir)
     t_full, full = best_of(runs, lambda: resize_long(read(src).image, 512))

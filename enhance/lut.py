@@ -14,10 +14,9 @@ operators themselves (one definition of each operator) reproduces at full resolu
 - ``spatial``: operators with a kernel (denoise, sharpen, local tone mapping) run through torch,
   tile by tile.
 
-A 3D LUT interpolated on a grid (Pillow's ``ImageFilter.Color3DLUT``, 65^3, trilinear) was
-measured and left out: with random parameters of ``contrast`` or ``tonemap`` it strays up to 3 to
-12 8-bit levels from the torch render (steep curves near black and steep S-curves), more than the
-one level allowed. The colour table is exact and, on a 12-megapixel photo, still faster than
+A 3D LUT interpolated on a grid (Pillow's ``ImageFilter.Color3DLUT``) is not used: steep curves
+near black and steep S-curves put its trilinear interpolation several 8-bit levels from the torch
+render, more than the one level allowed (benchmarks/RESULTS.md, "Fast path"). The colour table is exact and, on a 12-megapixel photo, still faster than
 torch (benchmarks/speed.py --only lut).
 
 Which operators are pointwise and which are per-channel is the explicit sets `POINTWISE` and
@@ -37,8 +36,8 @@ import numpy as np
 import torch
 
 from enhance.recipe import Recipe, Stage
-from enhance.tune import Params, apply_pipeline
-from enhance.tune import render as torch_render
+from enhance.render import Params, apply_pipeline
+from enhance.render import render as torch_render
 
 POINTWISE = frozenset({"exposure", "levels", "tonemap", "contrast", "white_balance"})
 PER_CHANNEL = frozenset({"exposure", "levels", "white_balance"})  # and contrast at saturation 1
@@ -154,11 +153,11 @@ def colour_table(segment: Segment, pixels: np.ndarray) -> tuple[np.ndarray, np.n
 def render(image: torch.Tensor, recipe: Recipe, params: Params, *, levels: int | None = None) -> torch.Tensor:
     """The pipeline on a full-resolution (1,3,H,W) sRGB image in [0,1]: runs of per-channel
     operators through 1D tables, a leading run that mixes channels on an 8-bit photo through its
-    colour table, everything else through torch tile by tile (``enhance.tune.render``).
+    colour table, everything else through torch tile by tile (``enhance.render.render``).
 
     ``levels``: the image holds exact codes k / (levels - 1) (256 for an 8-bit photo, 65536 for a
     16-bit one), so that a leading run of curves is looked up exactly rather than interpolated.
-    Equals ``enhance.tune.render`` within the curves' interpolation error (none with ``levels``).
+    Equals ``enhance.render.render`` within the curves' interpolation error (none with ``levels``).
     """
     if image.dim() != 4 or image.shape[:2] != (1, 3):
         raise ValueError(f"expected a (1,3,H,W) image, got {tuple(image.shape)}")

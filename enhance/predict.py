@@ -9,8 +9,8 @@ reachable. For ``select = "best"`` recipes it also gives one logit per operator:
 use, the others staying at their identity.
 
 It is trained (`train_predictor`) the way the tuner climbs, by gradient ascent on the frozen
-scorer through the operators: the same views (`enhance.tune.Views`), the same objective (mean
-score minus ``strength`` times `enhance.tune.identity_pull`), over a collection of photos and
+scorer through the operators: the same views (`enhance.views.Views`), the same objective (mean
+score minus ``strength`` times `enhance.params.identity_pull`), over a collection of photos and
 random degradations of them (`degrade`), so that it sees photos needing each correction and
 photos needing none. The scorer is any `nima.Scorer`; the predictor keeps nothing of it.
 """
@@ -27,8 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from enhance.recipe import Recipe, parse_recipe
-from enhance.tune import Params, Views, apply_pipeline, bounded, identity_pull
+from enhance.recipe import Recipe, as_recipe, parse_recipe
+from enhance.params import bounded, identity_pull
+from enhance.render import Params, apply_pipeline
+from enhance.views import Views
 from nima import Scorer, mean_score
 
 THUMB = 224          # the predictor sees the photo resized to THUMB x THUMB
@@ -116,14 +118,13 @@ def predict(predictor: Predictor, image: torch.Tensor) -> list[dict[str, float]]
 
 def predict_params(photo: Any, recipe: Recipe | str, predictor: Predictor | None = None) -> list[dict[str, float]]:
     """The predicted parameters of ``recipe`` for ``photo`` (a (1,3,H,W) sRGB tensor in [0,1] or an
-    ``enhance.io.Photo``), one dict per stage in human units, as ``enhance.tune.params_from_values``
+    ``enhance.io.Photo``), one dict per stage in human units, as ``enhance.params.params_from_values``
     takes them: what ``tune --steps 0`` applies and where a refining climb starts.
 
     ``predictor`` defaults to the one shipped for the recipe's name; ValueError when there is none,
     when it was trained for other operators or bounds, or for HDR (linear) input, which no
     predictor has been trained on.
     """
-    from enhance.tune import as_recipe
 
     recipe = as_recipe(recipe)
     if getattr(photo, "linear", False):
@@ -325,7 +326,6 @@ def train_predictor(
     checkpoint), and write it to ``config.out``. ``on_step(step, objective)``: after each step, the
     batch's mean objective (the best operator's, for ``select = "best"``)."""
     from enhance.io import atomic_path
-    from enhance.tune import as_recipe
 
     recipe = as_recipe(config.recipe)
     strength = recipe.strength if config.strength is None else config.strength

@@ -3,7 +3,7 @@
 A JPEG decoder can scale by 1/2, 1/4 or 1/8 while it decodes (Pillow's ``Image.draft``): it then
 skips most of the work of a full decode. `read_proxy` asks for the smallest such scale that still
 covers the proxy, applies the EXIF orientation as ``enhance.io.read`` does, and resizes the rest of
-the way the tuner does (`enhance.tune.resize_long`). Other files, and JPEGs a draft cannot scale
+the way the tuner does (`enhance.render.resize_long`). Other files, and JPEGs a draft cannot scale
 (CMYK), are decoded in full by ``enhance.io.read`` and resized.
 """
 
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from enhance.io import ImageError, read
-from enhance.tune import resize_long
+from enhance.render import resize_long
 
 
 DRAFT_MARGIN = 2  # the draft is at least this many times the proxy
@@ -32,7 +32,7 @@ def draft_size(width: int, height: int, long_side: int) -> tuple[int, int]:
 
 
 def proxy_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """(h, w) of the proxy of a ``height`` x ``width`` photo, rounded as `enhance.tune.resize_long` rounds."""
+    """(h, w) of the proxy of a ``height`` x ``width`` photo, rounded as `enhance.render.resize_long` rounds."""
     scale = min(long_side / max(height, width), 1.0)
     return max(round(height * scale), 1), max(round(width * scale), 1)
 

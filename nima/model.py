@@ -26,8 +26,8 @@ class NIMA(nn.Module):
     # On the CPU, when no gradient flows back to the input (training steps, scoring without
     # gradients), the backbone runs channels-last: oneDNN's convolutions are faster that way
     # (`python benchmarks/speed.py --only layout`). Input gradients, which the tuner climbs, stay in
-    # the layout they come in: channels-last ones measured 1.5% from a float64 reference on a noise
-    # image, where NCHW ones measured 6e-7 (torch 2.14.1).
+    # the layout they come in: channels-last input gradients are far less accurate
+    # (docs/experiments.md, "Channels-last for the tuner's input gradients").
     channels_last = True
 
     def __init__(

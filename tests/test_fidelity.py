@@ -160,16 +160,17 @@ def test_tuner_weighs_fidelity_for_hdr_input(tiny_scorer) -> None:  # type: igno
     """From an overexposed start (highlights clipped), a climb with a heavy fidelity weight gives back
     more of the scene's structure than the start has and than a climb on the scorer alone."""
     from enhance.recipe import Recipe
-    from enhance.tune import climb_batch, render
+    from enhance.climb import climb
+    from enhance.render import Source, render
 
     radiance = scene_of(textured_log_luminance(6) * 2.0 + math.log2(0.18))  # ~20 EV
     s = {}
     for weight in (0.0, 50.0):
         recipe = Recipe.from_ops(["tonemap"], fidelity=weight).with_values([{"exposure": 2.0, "shadows": 0.0,
                                                                              "highlights": 0.0}])
-        done = climb_batch([radiance], recipe, tiny_scorer, steps=4, strength=None, seed=0, lr=0.15, crops=1,
-                           patience=12, linear=[True])[0]
-        s[weight] = float(structural_fidelity(render(done.image, recipe, done.params, linear=True), radiance))
+        done = climb([Source.of(radiance, linear=True)], recipe, tiny_scorer, steps=4, seed=0, lr=0.15, crops=1,
+                     patience=12)[0]
+        s[weight] = float(structural_fidelity(render(done.source.image, recipe, done.params, linear=True), radiance))
         begin = [{k: torch.tensor([v]) for k, v in recipe.stages[0].start.items()}]
-        start = float(structural_fidelity(render(done.image, recipe, begin, linear=True), radiance))
+        start = float(structural_fidelity(render(done.source.image, recipe, begin, linear=True), radiance))
     assert s[50.0] > start and s[50.0] > s[0.0], (start, s)

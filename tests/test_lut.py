@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from enhance import lut, ops
 from enhance.recipe import Recipe
-from enhance.tune import params_from_values, render
+from enhance.params import params_from_values
+from enhance.render import render
 
 POINTWISE_PIPELINES = [[name] for name in sorted(lut.POINTWISE)] + [
     ["exposure", "tonemap", "contrast"], ["levels", "white_balance"], ["tonemap", "levels"],

@@ -16,7 +16,7 @@ from enhance.predict import (
     save_predictor, train_predictor, training_loss, training_photos,
 )
 from enhance.recipe import Recipe
-from enhance.tune import Views
+from enhance.views import Views
 
 
 def small(names: list[str], **settings: object) -> Recipe:
@@ -162,7 +162,9 @@ def test_the_shipped_tonemap_predictor_on_a_photo_it_never_saw() -> None:
     """examples/coffee-flat.jpg (scikit-image's coffee, flattened; not among the training photos):
     the prediction raises the shipped scorer's mean score on the tuner's views."""
     from enhance.io import read
-    from enhance.tune import apply_pipeline, as_recipe, params_from_values
+    from enhance.params import params_from_values
+    from enhance.recipe import as_recipe
+    from enhance.render import apply_pipeline
     from nima import load_scorer
 
     scorer, recipe = load_scorer(), as_recipe("tonemap")

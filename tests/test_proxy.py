@@ -12,7 +12,7 @@ from PIL import Image
 
 from enhance.io import ImageError, read
 from enhance.proxy import draft_size, read_proxy
-from enhance.tune import resize_long
+from enhance.render import resize_long
 
 # Tolerance (8-bit levels) between the draft proxy and the resized full decode. The draft is at
 # least twice the proxy, so the antialiased resize does most of the shrinking; what is left of the
