@@ -271,89 +271,104 @@ def run(
     lines. A photo that cannot be read, tuned or written gets a ``failed`` record; a group that
     fails is retried one photo at a time, so one bad photo never fails another.
     """
+    stages = _Stages(Path(outdir), tuner, manifest, scorer, recipe, recipe_sha, workers)
     units = [list(jobs[i: i + group]) for i in range(0, len(jobs), group)]
-    weights_sha = scorer.weights_sha256
+    completed = False  # an interrupt (Ctrl-C) leaves at once, not waiting for the photos in flight
+    try:
+        pending: deque[Future] = deque()
+        todo = iter(units)
+        for _ in range(workers + 1):
+            stages.submit(next(todo, None), pending)
+        while pending:
+            for done in pending.popleft().result():
+                yield done.result()
+            stages.submit(next(todo, None), pending)
+        completed = True
+    finally:
+        stages.shutdown(completed)
 
-    def load(job: Job) -> tuple[Photo, str, float]:
+
+class _Stages:
+    """The three thread pools of :func:`run` and the work each stage does for one photo."""
+
+    def __init__(self, outdir: Path, tuner: Tuner, manifest: Manifest, scorer: Scorer, recipe: Recipe,
+                 recipe_sha: str, workers: int) -> None:
+        self.outdir, self.tuner, self.manifest, self.scorer, self.recipe = outdir, tuner, manifest, scorer, recipe
+        self.recipe_sha, self.weights_sha = recipe_sha, scorer.weights_sha256
+        self.reader, self.tuners, self.writer = (ThreadPoolExecutor(1, "read"), ThreadPoolExecutor(workers, "tune"),
+                                                 ThreadPoolExecutor(1, "write"))
+
+    def submit(self, unit: list[Job] | None, pending: deque[Future]) -> None:
+        """Queue ``unit`` (None: nothing left): its reads now, its tuning after them."""
+        if unit is not None:
+            pending.append(self.tuners.submit(self.tune_unit, unit, [self.reader.submit(self.load, j) for j in unit]))
+
+    def shutdown(self, completed: bool) -> None:
+        for pool in (self.reader, self.tuners, self.writer):
+            pool.shutdown(wait=completed, cancel_futures=not completed)
+
+    def load(self, job: Job) -> tuple[Photo, str, float]:
         t0 = time.perf_counter()
-        target(outdir, job.rel)
+        target(self.outdir, job.rel)
         sha = file_sha256(job.src)
         return read(job.src), sha, time.perf_counter() - t0
 
-    def fail(job: Job, reason: str) -> dict[str, Any]:
-        record = _line(job, "failed", reason, recipe_sha, weights_sha)
-        manifest.append(record)
+    def fail(self, job: Job, reason: str) -> dict[str, Any]:
+        record = _line(job, "failed", reason, self.recipe_sha, self.weights_sha)
+        self.manifest.append(record)
         return record
 
-    def save(job: Job, photo: Photo, sha: str, t_read: float, output: torch.Tensor, result: TuneResult) -> dict:
+    def save(self, job: Job, photo: Photo, sha: str, t_read: float, output: torch.Tensor, result: TuneResult) -> dict:
         try:
-            path = target(outdir, job.rel)
-            manifest.append(_line(job, "writing", None, recipe_sha, weights_sha))
+            path = target(self.outdir, job.rel)
+            self.manifest.append(_line(job, "writing", None, self.recipe_sha, self.weights_sha))
             t0 = time.perf_counter()
             write(path, output.cpu(), like=photo)
             seconds = {"read": round(t_read, 3), **result.seconds, "write": round(time.perf_counter() - t0, 3)}
-            write_json(sidecar_path(path), sidecar_record(job.src, sha, path, recipe, result, scorer, seconds))
+            write_json(sidecar_path(path), sidecar_record(job.src, sha, path, self.recipe, result, self.scorer, seconds))
             out_sha = file_sha256(path)
         except Exception as exc:  # noqa: BLE001 - one bad photo never stops the batch
-            return fail(job, _reason(job, exc))
+            return self.fail(job, _reason(job, exc))
         record = {"path": str(job.src), "output": job.rel, "status": "done", "error": None,
                   "before": round(result.score["before"].mean, 5), "after": round(result.score["after"].mean, 5),
                   "kept_input": result.kept_input, "params": result.ops, "seconds": seconds,
-                  "input_sha256": sha, "output_sha256": out_sha, "recipe_sha256": recipe_sha,
-                  "weights_sha256": weights_sha}
-        manifest.append(record)
+                  "input_sha256": sha, "output_sha256": out_sha, "recipe_sha256": self.recipe_sha,
+                  "weights_sha256": self.weights_sha}
+        self.manifest.append(record)
         return record
 
-    def alone(photo: Photo) -> tuple[torch.Tensor, TuneResult] | Exception:
-        try:
-            return tuner([photo])[0]
-        except Exception as exc:  # noqa: BLE001
-            return exc
-
-    reader, tuners, writer = (ThreadPoolExecutor(1, "read"), ThreadPoolExecutor(workers, "tune"),
-                              ThreadPoolExecutor(1, "write"))
-
-    def tune_unit(unit: list[Job], reads: list[Future]) -> list[Future]:
+    def tune_unit(self, unit: list[Job], reads: list[Future]) -> list[Future]:
+        """Tune the photos of ``unit`` that were read, together; queue each one's write or failure."""
         out: dict[int, Future] = {}
         loaded = []
         for k, (job, fut) in enumerate(zip(unit, reads)):
             try:
                 loaded.append((k, job, *fut.result()))
             except Exception as exc:  # noqa: BLE001
-                out[k] = writer.submit(fail, job, _reason(job, exc))
-        photos = [photo for _, _, photo, _, _ in loaded]
-        results: list[Any]
-        try:
-            results = tuner(photos) if photos else []
-        except Exception as exc:  # noqa: BLE001 - retry alone, so that the error lands on its photo
-            results = [alone(p) for p in photos] if len(photos) > 1 else [exc]
+                out[k] = self.writer.submit(self.fail, job, _reason(job, exc))
+        results = self.tuned([photo for _, _, photo, _, _ in loaded])
         for (k, job, photo, sha, t_read), res in zip(loaded, results):
             if isinstance(res, Exception):
-                out[k] = writer.submit(fail, job, _reason(job, res))
+                out[k] = self.writer.submit(self.fail, job, _reason(job, res))
             else:
-                out[k] = writer.submit(save, job, photo, sha, t_read, *res)
+                out[k] = self.writer.submit(self.save, job, photo, sha, t_read, *res)
         return [out[k] for k in sorted(out)]
 
-    completed = False  # an interrupt (Ctrl-C) leaves at once, not waiting for the photos in flight
-    try:
-        pending: deque[Future] = deque()
-        todo = iter(units)
-
-        def submit_next() -> None:
-            unit = next(todo, None)
-            if unit is not None:
-                pending.append(tuners.submit(tune_unit, unit, [reader.submit(load, j) for j in unit]))
-
-        for _ in range(workers + 1):
-            submit_next()
-        while pending:
-            for done in pending.popleft().result():
-                yield done.result()
-            submit_next()
-        completed = True
-    finally:
-        for pool in (reader, tuners, writer):
-            pool.shutdown(wait=completed, cancel_futures=not completed)
+    def tuned(self, photos: list[Photo]) -> list[Any]:
+        """Each photo's (output, result), or the exception that stopped it: a group that fails is
+        retried one photo at a time, so that the error lands on its photo."""
+        try:
+            return self.tuner(photos) if photos else []
+        except Exception as exc:  # noqa: BLE001
+            if len(photos) == 1:
+                return [exc]
+        out: list[Any] = []
+        for photo in photos:
+            try:
+                out.append(self.tuner([photo])[0])
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+        return out
 
 
 def summary(records: Iterable[dict[str, Any]]) -> dict[str, float]:
