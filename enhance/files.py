@@ -17,7 +17,7 @@ from enhance.io import WRITE_EXTENSIONS, read, write, write_json
 from enhance.outputs import check_image_name, check_writes
 from enhance.recipe import Recipe
 from enhance.params import params_from_values
-from enhance.render import check_hdr, display, hdr_scale, render
+from enhance.render import Source, check_hdr, render
 from enhance.result import sidecar_record
 from enhance.tune import tune
 from nima import Scorer
@@ -121,14 +121,13 @@ def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, for
     if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < float("inf")):
         raise ValueError(f"{params_file}: hdr_scale must be a positive number, got {scale!r}")
     photo = read(src)
-    image = photo.image
     if photo.linear:
         check_hdr(recipe)
-        image = image * (hdr_scale(image) if scale is None else float(scale))
+    source = Source.of(photo.image, photo.linear, None if scale is None else float(scale))
     if record.get("kept_input", False):
-        image = display(image) if photo.linear else image
+        image = source.plain
     else:
-        image = render(image, recipe, params_from_values(recipe, values), linear=photo.linear).clamp_(0, 1)
+        image = render(source.image, recipe, params_from_values(recipe, values), linear=source.linear).clamp_(0, 1)
     if not torch.isfinite(image).all():
         raise ValueError(f"{params_file}: its values overflow on {src} (the result holds NaN/Inf)")
     write(out, image, like=photo, bit_depth=bit_depth)
