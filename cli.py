@@ -285,23 +285,26 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
 @click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=2e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, callback=_device, help="cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue from the run's checkpoint (<out without .pt>.run/state.pt).")
+@click.option("--force", is_flag=True, help="Replace an existing predictor file (a resumed run may always).")
 def train_predictor_cmd(recipe: str, out: str | None, data: str, steps: int, batch: int, lr: float, seed: int,
-                        weights: str | None, device: str, resume: bool) -> None:
+                        weights: str | None, device: str, resume: bool, force: bool) -> None:
     """Train a parameter predictor for a recipe by climbing the frozen scorer through its operators."""
     from tqdm import tqdm
 
+    from enhance.outputs import check_writes
     from enhance.predict import PredictorTraining, train_predictor, training_photos
     from enhance.recipe import as_recipe
 
     try:
         name = as_recipe(recipe).name
+        out = out or f"{name}.predictor.pt"
+        check_writes([out], _reads(recipe, weights), force=force or resume)  # before any training
     except ValueError as exc:
         _fail(str(exc))
     scorer = _scorer(weights, device)
-    config = PredictorTraining(recipe, out or f"{name}.predictor.pt", steps=steps, batch=batch, lr=lr, seed=seed,
-                               resume=resume)
+    config = PredictorTraining(recipe, out, steps=steps, batch=batch, lr=lr, seed=seed, resume=resume)
     try:
         photos = training_photos(data, scorer.meta)
     except ValueError as exc:

@@ -529,3 +529,14 @@ def test_only_the_runs_own_outputs_change(tmp_path_factory: pytest.TempPathFacto
         assert after.get(path) == state, f"{path} changed"  # nothing that existed changed ...
     for path in set(after) - set(before):  # ... and what is new is the run's own (or a folder for it)
         assert after[path] == ("folder",) or Path(path).resolve() in own, f"{path} is not an output of this run"
+
+
+def test_train_predictor_refuses_an_existing_file_before_training(tmp_path: Path) -> None:
+    """An existing file at the predictor's output is the user's: refused without --force, untouched."""
+    out = tmp_path / "mine.pt"
+    out.write_bytes(b"the user's own file")
+    before = _sha(out)
+    r = _run("train-predictor", "--out", out, "--data", tmp_path / "no-such-data", "--steps", "1")
+    assert r.exit_code == 2
+    assert "already exists" in r.output and str(out) in r.output
+    assert _sha(out) == before
