@@ -17,7 +17,6 @@ photos needing none. The scorer is any `nima.Scorer`; the predictor keeps nothin
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -29,7 +28,7 @@ from torch import nn
 
 from enhance.recipe import Recipe, as_recipe, parse_recipe
 from enhance.params import bounded, identity_pull
-from enhance.render import Params, apply_pipeline
+from enhance.render import Params, pipeline
 from enhance.views import Views
 from nima import Scorer, mean_score
 
@@ -212,17 +211,13 @@ def degrade(image: torch.Tensor, kind: str, gen: np.random.Generator) -> torch.T
     return (x.clamp(0, 1) * 255).round() / 255
 
 
-def _run(recipe: Recipe, params: Params, image: torch.Tensor, ref_size: int | None) -> torch.Tensor:
-    return apply_pipeline(image, recipe, params, ref_size)
-
-
 def _scores(recipe: Recipe, params: Params, views: Sequence[Views], scorer: Scorer) -> torch.Tensor:
     """(B,) mean score of each photo over its views rendered with its own (row of) ``params``."""
     size = scorer.input_size
     shots = []
     for i, v in enumerate(views):
         mine = [{k: t[i: i + 1] for k, t in p.items()} for p in params]
-        shots.append(v.render(size, functools.partial(_run, recipe, mine)))
+        shots.append(v.render(size, pipeline(recipe, mine, linear=False)))
     per_view = mean_score(scorer(torch.cat(shots)))
     return torch.stack([s.mean() for s in per_view.split([s.shape[0] for s in shots])])
 
