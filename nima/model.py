@@ -50,14 +50,17 @@ class NIMA(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.predict(self.features(x))
 
-    def predict(self, features: torch.Tensor) -> torch.Tensor:
-        """(B,C,h,w) backbone features -> (B,N) distributions: pooling, dropout, the head."""
-        return self.head(self.dropout(features.mean(dim=(2, 3)))).softmax(dim=1)
+    def predict(self, features: torch.Tensor, dropout: bool = True) -> torch.Tensor:
+        """(B,C,h,w) backbone features -> (B,N) distributions: pooling, dropout (in training mode,
+        unless ``dropout`` is False), the head."""
+        pooled = features.mean(dim=(2, 3))
+        return self.head(self.dropout(pooled) if dropout else pooled).softmax(dim=1)
 
     def split(self, frozen_blocks: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
-        """(early, late) with ``late(early(x)) == self(x)`` for (B,3,S,S) ``x``: early normalises
-        and runs the backbone's stem and first ``frozen_blocks`` blocks, late the rest and the head.
-        ValueError where the backbone cannot be cut (only the EfficientNet-Lite ones can)."""
+        """(early, late) with ``self.predict(late(early(x))) == self(x)`` for (B,3,S,S) ``x``:
+        early normalises and runs the backbone's stem and first ``frozen_blocks`` blocks, late the
+        other blocks, giving the backbone's features. ValueError where the backbone cannot be cut
+        (only the EfficientNet-Lite ones can)."""
         cut = getattr(self.features, "split", None)
         if cut is None:
             if frozen_blocks:
@@ -65,7 +68,7 @@ class NIMA(nn.Module):
             first, rest = (lambda h: h), self.features
         else:
             first, rest = cut(frozen_blocks)
-        return (lambda x: first((x - self.norm_mean) / self.norm_std)), (lambda h: self.predict(rest(h)))
+        return (lambda x: first((x - self.norm_mean) / self.norm_std)), rest
 
     def freeze(self, frozen_blocks: int) -> None:
         """Stop the gradient of the stem and the first ``frozen_blocks`` blocks (see ``split``)."""

@@ -279,24 +279,29 @@ def flip(x: Tensor, generator: torch.Generator) -> Tensor:
     return x
 
 
-def losses(late: Callable[[Tensor], Tensor], x: Tensor, dist: Tensor, fit_emd: bool,
+def losses(model: NIMA, late: Callable[[Tensor], Tensor], x: Tensor, dist: Tensor, fit_emd: bool,
            group: tuple[Tensor, Tensor, Tensor] | None, margin: float) -> dict[str, Tensor]:
     """The named loss terms of one step.
 
     x (B,C,h,w) activations of rated images from one dataset, dist (B,10) their human
     distributions; ``fit_emd``: whether the dataset's distributions are fitted. ``group``:
     (activations (G,K,C,h,w), level (G,K), family (G,K)) of synthetic groups, or None.
+
+    The groups' scores skip the head's dropout: the hinge compares members of a group, and an
+    independent dropout mask per member adds noise to every difference that the hinge can only
+    lower by flattening all scores (a run with it collapsed to one score for every photo).
     """
     parts = [x] if group is None else [x, group[0].flatten(0, 1)]
-    pred = late(torch.cat(parts).float())
-    rated, n = pred[: len(x)], len(x)
+    features = late(torch.cat(parts).float())
+    n = len(x)
+    rated = model.predict(features[:n])
     human, human_std = mean_score(dist), std_score(dist)
     terms = {"fidelity": fidelity_loss(mean_score(rated), human, human_std),
-             "emd": emd(rated, dist, r=2).mean() if fit_emd else pred.sum() * 0,
-             "rank": pred.sum() * 0}
+             "emd": emd(rated, dist, r=2).mean() if fit_emd else rated.sum() * 0,
+             "rank": rated.sum() * 0}
     if group is not None:
         _, level, family = group
-        scores = mean_score(pred[n:]).view(level.shape)
+        scores = mean_score(model.predict(features[n:], dropout=False)).view(level.shape)
         terms["rank"] = torch.stack([rank_loss(s, lv, fm, margin) for s, lv, fm in zip(scores, level, family)]).mean()
     return terms
 
@@ -319,7 +324,7 @@ def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor]
             pick = order[(i * config.groups_per_step + torch.arange(config.groups_per_step)) % len(order)]
             group = (flip(g.x[pick], generator).to(device), g.level[pick].to(device), g.family[pick].to(device))
         kind = int(data.train.dataset[index[0]])
-        terms = losses(late, flip(data.train.x[index], generator).to(device), data.train.dist[index].to(device),
+        terms = losses(model, late, flip(data.train.x[index], generator).to(device), data.train.dist[index].to(device),
                        kind in emd_kinds, group, config.rank_margin)
         loss = sum(weights[k] * v for k, v in terms.items())
         opt.zero_grad(set_to_none=True)
@@ -334,9 +339,9 @@ def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor]
 
 
 @torch.no_grad()
-def predict_cached(late: Callable[[Tensor], Tensor], x: Tensor, device: torch.device) -> np.ndarray:
+def predict_cached(model: NIMA, late: Callable[[Tensor], Tensor], x: Tensor, device: torch.device) -> np.ndarray:
     """(n,10) distributions of cached activations, in eval mode."""
-    out = [late(chunk.to(device).float()).cpu() for chunk in x.split(64)]
+    out = [model.predict(late(chunk.to(device).float())).cpu() for chunk in x.split(64)]
     return torch.cat(out).numpy() if out else np.zeros((0, 10), np.float32)
 
 
@@ -346,7 +351,7 @@ def validate(model: NIMA, late: Callable[[Tensor], Tensor], data: Cached, kinds:
     SRCC over datasets (``val_srcc``); pristine-first on the held-out sources."""
     model.eval()
     figures: dict[str, Any] = {}
-    pred = predict_cached(late, data.val.x, device)
+    pred = predict_cached(model, late, data.val.x, device)
     srccs = []
     for k, kind in enumerate(kinds):
         mask = (data.val.dataset == k).numpy()
@@ -357,7 +362,7 @@ def validate(model: NIMA, late: Callable[[Tensor], Tensor], data: Cached, kinds:
     if srccs:
         figures["val_srcc"] = float(np.mean(srccs))
     if data.held is not None:
-        scores = predict_cached(late, data.held.x, device) @ np.arange(1, 11)
+        scores = predict_cached(model, late, data.held.x, device) @ np.arange(1, 11)
         pf = pristine_first_of(data.held.rows, scores.tolist())
         figures.update(pristine_first=pf["accuracy"], pristine_first_2_5=pf["levels_2_5"],
                        pristine_first_1=pf["level_1"], pristine_first_worst_family_2_5=min(pf["per_family_2_5"].values()))

@@ -14,6 +14,7 @@ from PIL import Image
 
 import cli
 from nima import load_checkpoint
+from nima.model import NIMA, mean_score
 from nima.loss import fidelity_loss, rank_loss
 from nima.sources import pristine_paths
 from nima import cache, training
@@ -196,3 +197,23 @@ def test_training_leaves_denormals_representable(tmp_path: Path) -> None:
     strategies, numerics in the tuner) needs IEEE subnormals."""
     train(_config(tmp_path, epochs=1, rank_weight=0))
     assert torch.tensor(1e-40, dtype=torch.float32).item() != 0.0
+
+
+def test_the_ranking_term_compares_a_group_without_dropout_noise() -> None:
+    """In training mode the rated images go through the head's dropout, but a synthetic group's
+    members do not: the hinge compares them with each other, and an independent dropout mask per
+    member adds noise to every difference that the hinge can only lower by flattening every score
+    (a full run collapsed to one score for all photos that way)."""
+    g = torch.Generator().manual_seed(0)
+    model = NIMA(pretrained=False).train()
+    _, late = model.split(15)
+    x = torch.randn(6, 192, 2, 2, generator=g)
+    dist = torch.softmax(torch.randn(6, 10, generator=g), 1)
+    group = (torch.randn(2, 4, 192, 2, 2, generator=g), torch.arange(4).repeat(2, 1),
+             torch.tensor([-1, 0, 0, 0]).repeat(2, 1))
+    terms = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        terms.append(training.losses(model, late, x, dist, True, group, margin=0.2))
+    assert terms[0]["emd"] != terms[1]["emd"]  # dropout is on for the rated images
+    assert terms[0]["rank"] == terms[1]["rank"] and terms[0]["rank"] > 0

@@ -16,25 +16,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from nima.data.distortions import (
-    COMPOUND_BASES,
-    COMPOUND_LEVELS,
-    FAMILIES,
-    LEVELS,
-    SMOOTHING,
-    TONE_SCALE,
-    distort,
-    tone_edit,
-    tone_mix_strength,
-)
-
-# The family names and levels, and the tone edit that training's adversarial term searches with its
-# scales, live in nima.data.distortions and are importable from here too (cli.py, nima/presets.py and
-# nima/training.py import them from here).
-__all__ = [
-    "FAMILIES", "LEVELS", "TONE_SCALE", "PhotoCache", "SyntheticRanking", "eval_pairs", "load_pristine",
-    "shared_view", "tone_edit", "tone_mix_strength",
-]
+from nima.data.distortions import COMPOUND_BASES, COMPOUND_LEVELS, FAMILIES, LEVELS, SMOOTHING, distort
 
 
 # --- loading and views --------------------------------------------------------------------
