@@ -13,6 +13,9 @@ from typing import Any, NoReturn
 import click
 
 
+REFINE_STEPS = 5  # refining steps after a prediction (benchmarks/RESULTS.md, "Fast path": chosen on training photos)
+
+
 def _fail(message: str) -> NoReturn:
     click.echo(f"enhance: {message}", err=True)
     sys.exit(2)
@@ -221,7 +224,12 @@ def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
 @click.option("-o", "--out", type=click.Path(), help="Output file (default: <stem>.enhanced<ext> beside the input).")
 @click.option("--op", "ops", multiple=True, help="Operator to tune; repeat for a pipeline (see `enhance recipes`).")
 @click.option("--recipe", help="A shipped recipe's name or a TOML file.")
-@click.option("--steps", type=click.IntRange(1, 10_000), help="Step budget (default: the recipe's, 50).")
+@click.option("--steps", type=click.IntRange(0, 10_000),
+              help=f"Step budget (default: {REFINE_STEPS} refining a prediction, else the recipe's, 50); "
+                   "0 applies the prediction alone.")
+@click.option("--no-predict", is_flag=True, help="Climb from the recipe's start values (the identity), not from a prediction.")
+@click.option("--predictor", "predictor_file", type=click.Path(),
+              help="Parameter predictor file (default: the shipped one trained for the recipe, if any).")
 @click.option("--strength", type=click.FloatRange(0, 100), callback=_finite,
               help="Pull toward identity (default: the recipe's).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -233,26 +241,38 @@ def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
 @click.option("--report", type=click.Path(), help="Write a self-contained HTML report here.")
 @click.option("--depth", "bit_depth", type=click.Choice(["8", "16"]),
               help="Bits per sample of a PNG or TIFF output (default: 16 when the input has more than 8 bits, HDR included).")
-def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, steps: int | None,
-         strength: float | None, seed: int, optimizer: str, weights: str | None, device: str,
-         force: bool, as_json: bool, report: str | None, bit_depth: str | None) -> None:
-    """Tune operators on one photo to raise its predicted score; write the photo and a JSON sidecar."""
+def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, steps: int | None, no_predict: bool,
+         predictor_file: str | None, strength: float | None, seed: int, optimizer: str, weights: str | None,
+         device: str, force: bool, as_json: bool, report: str | None, bit_depth: str | None) -> None:
+    """Tune operators on one photo to raise its predicted score; write the photo and a JSON sidecar.
+
+    Where a parameter predictor is trained for the recipe (shipped: see enhance/predictors/, or
+    --predictor), the photo starts from its prediction: a few refining steps follow, and the better
+    of prediction and refinement on the whole photo is kept; --steps 0 applies the prediction alone.
+    Where none is, and with --no-predict, the climb starts from the identity, as it always did.
+    """
     from enhance.files import check_tune, default_output, sidecar_path, tune_file
     from enhance.io import ImageError
     from enhance.render import TuneError
 
     chosen = _recipe(ops, recipe)
     target = out or str(default_output(src))
-    reads = _reads(recipe, weights)
+    reads = _reads(recipe, weights) + _reads(None, predictor_file)
     try:
         check_tune(src, target, force=force, report=report, inputs=reads)  # before loading the scorer
+        predictor = None if no_predict else _predictor(chosen, predictor_file)
     except ValueError as exc:
         _fail(str(exc))
+    if steps == 0 and predictor is None:
+        _fail("--steps 0 applies a prediction, and " + ("--no-predict asks for none" if no_predict else
+              f"no parameter predictor is trained for these operators ({chosen.name}); give --predictor FILE"))
+    if predictor is not None and steps is None:
+        steps = REFINE_STEPS
     scorer = _scorer(weights, device)
     try:
         record = tune_file(src, target, chosen, scorer, force=force, seed=seed, steps=steps, strength=strength,
                            optimizer=optimizer, bit_depth=int(bit_depth) if bit_depth else None, report=report,
-                           inputs=reads)
+                           inputs=reads, predictor=predictor)
     except (ImageError, TuneError, ValueError, OSError) as exc:
         _fail(" ".join(str(exc).split()))
     if as_json:
@@ -268,11 +288,23 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
     if Path(target).suffix.lower() != Path(src).suffix.lower() and out is None:
         click.echo(f"  ({Path(src).suffix} files cannot be written: the output is a "
                    f"{bit_depth or 16}-bit PNG; give -o for another format)")
-    if chosen.select == "best":
+    if chosen.select == "best" or record["predicted"] is not None:
         click.echo(f"  {record['note']}")
     for o in record["ops"]:
         click.echo(f"  {o['name']}: " + ", ".join(f"{k}={v:+.3f}" for k, v in o["params"].items()))
     click.echo(f"  record: {sidecar_path(target)}")
+
+
+def _predictor(recipe: Any, path: str | None) -> Any:
+    """The predictor in ``path`` (ValueError unless it was trained for ``recipe``), or the shipped
+    one trained for ``recipe``, or None."""
+    from enhance.predict import check_predictor, find_predictor, load_predictor
+
+    if path is None:
+        return find_predictor(recipe)
+    predictor = load_predictor(path)
+    check_predictor(predictor, recipe)
+    return predictor
 
 
 @main.command("train-predictor")

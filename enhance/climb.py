@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from enhance.fidelity import hdr_objective
-from enhance.params import Unconstrained, bounded, identity_pull, unconstrained, values_of
+from enhance.params import Unconstrained, bounded, identity_pull, identity_values, unconstrained, values_of
 from enhance.recipe import Recipe
 from enhance.render import Params, Source, check_finite, pipeline
 from enhance.result import Opinion
@@ -102,42 +102,45 @@ def adam(leaves: Sequence[torch.Tensor], step: Callable[[int], Sequence[torch.Te
 
 
 class Objective:
-    """The tuner's objective on several photos, each with its own parameters: mean score over the
-    photo's views minus ``strength`` times the identity pull, plus, for HDR input, the weighted
-    structural fidelity of the rendered views to the same views of the scene
-    (:func:`enhance.fidelity.hdr_objective`). Views are built once per photo."""
+    """The tuner's objective on several photos, each with its own parameters and recipe: mean score
+    over the photo's views minus ``strength`` times the identity pull, plus, for HDR input, the
+    weighted structural fidelity of the rendered views to the same views of the scene
+    (:func:`enhance.fidelity.hdr_objective`). Views are built once per photo. ``recipes[i]`` is
+    photo ``i``'s recipe (the candidates of a ``select = "best"`` recipe are one photo several times,
+    each with one operator)."""
 
-    def __init__(self, sources: Sequence[Source], recipe: Recipe, scorer: Scorer, *, strength: float, crops: int,
-                 seed: int) -> None:
-        self.sources, self.recipe, self.scorer, self.strength = list(sources), recipe, scorer, strength
+    def __init__(self, sources: Sequence[Source], recipes: Sequence[Recipe], scorer: Scorer, *, strength: float,
+                 crops: int, seed: int) -> None:
+        self.sources, self.recipes, self.scorer, self.strength = list(sources), list(recipes), scorer, strength
         self.crops, self.seed, self.size = crops, seed, scorer.input_size
-        self.views = [Views.of(s.image, recipe, crops, self.size, seed) for s in self.sources]
-        self.scenes = [v.render(self.size) if s.linear and recipe.fidelity else None
-                       for v, s in zip(self.views, self.sources)]
+        self.views = [Views.of(s.image, r, crops, self.size, seed) for s, r in zip(self.sources, self.recipes)]
+        self.scenes = [v.render(self.size) if s.linear and r.fidelity else None
+                       for v, s, r in zip(self.views, self.sources, self.recipes)]
 
     def __call__(self, idx: Sequence[int], u: Sequence[Unconstrained]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(objective, per-view score distributions) of photos ``idx``, ``u[k]`` the parameters of
         photo ``idx[k]``; one scorer call."""
-        params = [bounded(self.recipe, uk) for uk in u]
-        shots = [self.views[i].render(self.size, pipeline(self.recipe, p, self.sources[i].linear))
+        params = [bounded(self.recipes[i], uk) for i, uk in zip(idx, u)]
+        shots = [self.views[i].render(self.size, pipeline(self.recipes[i], p, self.sources[i].linear))
                  for i, p in zip(idx, params)]
         dists = list(self.scorer(torch.cat(shots)).split([s.shape[0] for s in shots]))
-        objs = [mean_score(d).mean() - self.strength * identity_pull(self.recipe, p).sum() + self._fidelity(i, shot)
-                for i, d, p, shot in zip(idx, dists, params, shots)]
+        objs = [mean_score(d).mean() - self.strength * identity_pull(self.recipes[i], p).sum()
+                + self._fidelity(i, shot) for i, d, p, shot in zip(idx, dists, params, shots)]
         return objs, dists
 
     def _fidelity(self, i: int, shot: torch.Tensor) -> torch.Tensor | float:
         scene = self.scenes[i]
-        return hdr_objective(shot, scene, self.recipe.fidelity) if scene is not None else 0.0
+        return hdr_objective(shot, scene, self.recipes[i].fidelity) if scene is not None else 0.0
 
     @torch.no_grad()
     def before(self, i: int, dist0: torch.Tensor) -> Opinion:
         """Photo ``i``'s input on the tuning views: ``dist0`` (the pipeline at its start) for a
-        photo; for HDR radiance, whose pipeline start is not the input, its plain display encoding's."""
-        source = self.sources[i]
-        if not source.linear:
+        photo climbing from the identity; for HDR radiance, whose pipeline start is not the input,
+        and for a climb from other start values, the views of the input as displayed."""
+        source, recipe = self.sources[i], self.recipes[i]
+        if not source.linear and all(st.start == identity for st, identity in zip(recipe.stages, identity_values(recipe))):
             return Opinion.of(dist0)
-        return Opinion.of(self.scorer(Views.of(source.plain, self.recipe, self.crops, self.size, self.seed)
+        return Opinion.of(self.scorer(Views.of(source.plain, recipe, self.crops, self.size, self.seed)
                                       .render(self.size)))
 
 
@@ -187,43 +190,50 @@ class Track:
 
 
 def climb(
-    sources: Sequence[Source], recipe: Recipe, scorer: Scorer, *, steps: int | None = None,
+    sources: Sequence[Source], recipe: Recipe | Sequence[Recipe], scorer: Scorer, *, steps: int | None = None,
     strength: float | None = None, seed: int = 0, optimizer: str = "adam", lr: float = 0.15, crops: int = 2,
     patience: int = 12, on_step: OnStep | None = None,
 ) -> list[Climb]:
-    """Climb each photo's own parameters of ``recipe`` (all stages together) on its views.
+    """Climb each photo's own parameters of ``recipe`` (all stages together) on its views, from the
+    recipe's start values; ``recipe`` may be one recipe per photo (a photo may come several times,
+    e.g. once per candidate operator: each climb is the same as climbing it alone).
 
     ``optimizer`` "adam": one scorer call per step on the views of all photos still climbing, each
     photo with its own best-so-far and early stop after ``patience`` steps without a gain; a photo's
     ``seconds`` is the shared time over the number of photos; ``on_step(step, score)`` gets the mean
     score of the photos climbing at that step. "nelder-mead": one photo after another,
-    ``on_step(evaluation, score)``. ``steps`` and ``strength`` default to the recipe's."""
+    ``on_step(evaluation, score)``. ``steps`` and ``strength`` default to the (first) recipe's."""
     if optimizer not in ("adam", "nelder-mead"):
         raise ValueError(f"unknown optimizer {optimizer!r}: use 'adam' or 'nelder-mead'")
-    steps = recipe.steps if steps is None else steps
-    strength = recipe.strength if strength is None else strength
+    recipes = [recipe] * len(sources) if isinstance(recipe, Recipe) else list(recipe)
+    if len(recipes) != len(sources):
+        raise ValueError(f"{len(recipes)} recipes for {len(sources)} photos")
+    if not recipes:
+        return []
+    steps = recipes[0].steps if steps is None else steps
+    strength = recipes[0].strength if strength is None else strength
     t0 = time.perf_counter()
-    objective = Objective(sources, recipe, scorer, strength=strength, crops=crops, seed=seed)
+    objective = Objective(sources, recipes, scorer, strength=strength, crops=crops, seed=seed)
     everyone = list(range(len(sources)))
-    u0 = [unconstrained(recipe, 1, s.image.device) for s in sources]
+    u0 = [unconstrained(r, 1, s.image.device) for s, r in zip(sources, recipes)]
     with torch.no_grad():
         objs0, dists0 = objective(everyone, u0)
         before = [objective.before(i, d) for i, d in enumerate(dists0)]
     for o in objs0:
         check_finite(o, "the score")
     tracks = [Track(list(u), float(o), d, [float(mean_score(d).mean())]) for u, o, d in zip(u0, objs0, dists0)]
-    if optimizer == "adam":
+    if optimizer == "adam" and steps > 0:
         _adam_photos(objective, tracks, u0, steps=steps, lr=lr, patience=patience, device=scorer.device,
                      on_step=on_step)
-    else:
+    elif optimizer == "nelder-mead" and steps > 0:
         for i in everyone:
             with repeatable(scorer.device):
                 nelder_mead(lambda u: objective([i], [u]), tracks[i], u0[i], steps, on_step)
     seconds = (time.perf_counter() - t0) / max(len(sources), 1)
     with torch.no_grad():
-        return [Climb(s, recipe, bounded(recipe, t.best_u), b, Opinion.of(t.best_dist), t.steps, t.evaluations,
+        return [Climb(s, r, bounded(r, t.best_u), b, Opinion.of(t.best_dist), t.steps, t.evaluations,
                       optimizer, [round(h, 5) for h in t.history], seconds)
-                for s, t, b in zip(sources, tracks, before)]
+                for s, r, t, b in zip(sources, recipes, tracks, before)]
 
 
 def _adam_photos(objective: Objective, tracks: list[Track], u0: list[Unconstrained], *, steps: int, lr: float,

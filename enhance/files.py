@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
-from enhance.io import WRITE_EXTENSIONS, read, write, write_json
+from enhance.io import WRITE_EXTENSIONS, Photo, read, write, write_json
 from enhance.outputs import check_image_name, check_writes
 from enhance.recipe import Recipe
 from enhance.params import params_from_values
 from enhance.render import Source, check_hdr, render
 from enhance.result import sidecar_record
-from enhance.tune import tune
+from enhance.tune import tune_sources
+from enhance.views import DETAIL
 from nima import Scorer
+
+if TYPE_CHECKING:
+    from enhance.predict import Predictor
 
 
 def default_output(path: str | Path) -> Path:
@@ -59,25 +64,51 @@ def tune_file(
     src: str | Path, out: str | Path, recipe: Recipe, scorer: Scorer, *, force: bool = False,
     seed: int = 0, steps: int | None = None, strength: float | None = None, optimizer: str = "adam",
     on_step: Callable[[int, float], None] | None = None, bit_depth: int | None = None,
-    report: str | Path | None = None, inputs: Sequence[str | Path] = (),
+    report: str | Path | None = None, inputs: Sequence[str | Path] = (), predictor: Predictor | None = None,
 ) -> dict[str, Any]:
     """Tune ``src`` with ``recipe``, write the result to ``out`` and its sidecar, and an HTML
     ``report`` when given; return the sidecar's record. ``bit_depth`` (8 or 16, PNG and TIFF)
     overrides the depth :func:`write` picks from the input. ``inputs``: other files the run
-    reads (a recipe file, weights), never written. Raises OutputError (see :func:`check_tune`)
-    before reading, ImageError for unreadable input, TuneError when tuning fails; nothing is
-    written in those cases."""
+    reads (a recipe file, weights), never written. ``predictor``: start from its prediction (see
+    :func:`enhance.tune.tune`). Raises OutputError (see :func:`check_tune`) before reading,
+    ImageError for unreadable input, TuneError when tuning fails; nothing is written in those cases.
+
+    A JPEG is tuned on its draft decoding at the size the tuner's views need
+    (:func:`enhance.proxy.read_proxy`) while the full image is decoded in a thread; the full
+    render looks the pointwise operators up in tables (:mod:`enhance.lut`); the image is encoded
+    in a thread while the input is hashed for the sidecar.
+    """
     check_tune(src, out, force=force, report=report, inputs=inputs)
     device = scorer.device
     t0 = time.perf_counter()
-    photo = read(src)
-    t_read = time.perf_counter() - t0
-    output, result = tune(photo.image.to(device), recipe, scorer, steps=steps, strength=strength,
-                          seed=seed, optimizer=optimizer, linear=photo.linear, on_step=on_step)
+    with ThreadPoolExecutor(1, "decode") as pool:
+        photo_read = pool.submit(read, src)
+        full = pool.submit(lambda: _source(photo_read.result(), device))
+        if Path(src).suffix.lower() in (".jpg", ".jpeg"):
+            from enhance.proxy import read_proxy
+
+            try:
+                small = Source.of(read_proxy(src, max(DETAIL, recipe.proxy)).to(device), levels=256)
+            except BaseException:
+                full.cancel()
+                photo_read.result()  # a file both decoders refuse: the full decoder's message
+                raise
+        else:
+            small = full.result()
+            if small.linear:
+                check_hdr(recipe)
+        t_read = time.perf_counter() - t0
+        output, result = tune_sources([small], recipe, scorer, crops=2, seed=seed, predictor=predictor,
+                                      full=[full], steps=steps, strength=strength, optimizer=optimizer,
+                                      on_step=on_step)[0]
+        photo = photo_read.result()
     t1 = time.perf_counter()
-    write(out, output.cpu(), like=photo, bit_depth=bit_depth)
+    with ThreadPoolExecutor(1, "encode") as pool:
+        written = pool.submit(write, out, output.cpu(), like=photo, bit_depth=bit_depth)
+        src_sha = file_sha256(src)
+        written.result()
     t_write = time.perf_counter() - t1
-    record = sidecar_record(src, file_sha256(src), out, recipe, result, scorer,
+    record = sidecar_record(src, src_sha, out, recipe, result, scorer,
                             {"read": round(t_read, 3), **result.seconds, "write": round(t_write, 3)})
     write_json(sidecar_path(out), record)
     if report is not None:
@@ -85,6 +116,12 @@ def tune_file(
 
         write_report(report, [file_item(src, out, record)], title=f"enhance tune {src}")
     return record
+
+
+def _source(photo: Photo, device: torch.device) -> Source:
+    """``photo`` as the engine takes it, with its code values' count when it holds 8 or 16 bits."""
+    levels = {8: 256, 16: 65536}.get(photo.bit_depth)
+    return Source.of(photo.image.to(device), photo.linear, levels=None if photo.linear else levels)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -105,14 +105,22 @@ def predict(predictor: Predictor, image: torch.Tensor) -> list[dict[str, float]]
     """Parameters in human units for (1,3,H,W) sRGB ``image`` (any size: the tuner's proxy is as
     good as the full photo and cheaper to shrink), one dict per stage. For ``select = "best"``
     recipes, the stages the predictor did not choose are at their operator's identity."""
+    return predict_choice(predictor, image)[0]
+
+
+@torch.no_grad()
+def predict_choice(predictor: Predictor, image: torch.Tensor) -> tuple[list[dict[str, float]], int | None]:
+    """`predict`'s values and, for ``select = "best"`` recipes, the index of the stage chosen
+    (None for other recipes)."""
     if image.dim() != 4 or image.shape[:2] != (1, 3):
         raise ValueError(f"expected a (1,3,H,W) image, got {tuple(image.shape)}")
-    u, logits = predictor(thumbnail(image))
+    u, logits = predictor(thumbnail(image.float()))
     values = [{k: float(v[0]) for k, v in p.items()} for p in predictor.params(u)]
-    if predictor.choices:
-        chosen = int(logits.argmax(1))
-        values = [v if i == chosen else dict(st.op.identity) for i, (st, v) in enumerate(zip(predictor.recipe.stages, values))]
-    return values
+    if not predictor.choices:
+        return values, None
+    chosen = int(logits.argmax(1))
+    stages = predictor.recipe.stages
+    return [v if i == chosen else dict(st.op.identity) for i, (st, v) in enumerate(zip(stages, values))], chosen
 
 
 def predict_params(photo: Any, recipe: Recipe | str, predictor: Predictor | None = None) -> list[dict[str, float]]:
@@ -130,10 +138,28 @@ def predict_params(photo: Any, recipe: Recipe | str, predictor: Predictor | None
         raise ValueError(f"{getattr(photo, 'path', 'photo')}: no parameter predictor for HDR input; tune it instead")
     image = photo.image if hasattr(photo, "image") else photo
     predictor = predictor or load_predictor(shipped_predictor(recipe.name))
+    check_predictor(predictor, recipe)
+    return predict(predictor, image.float())
+
+
+def check_predictor(predictor: Predictor, recipe: Recipe) -> None:
+    """ValueError when ``predictor`` was trained for other operators, bounds or selection than ``recipe``."""
     if _signature(predictor.recipe) != _signature(recipe):
         raise ValueError(f"the predictor was trained for {predictor.recipe.name!r} "
                          f"({_signature(predictor.recipe)}), not for this recipe ({_signature(recipe)})")
-    return predict(predictor, image.float())
+
+
+def find_predictor(recipe: Recipe) -> Predictor | None:
+    """The shipped predictor trained for ``recipe``'s operators, bounds and selection (the file of
+    its name first, then any other shipped one), or None when none was: the tuner then climbs
+    from the recipe's start values as before."""
+    files = sorted(SHIPPED.glob("*.pt")) if SHIPPED.is_dir() else []
+    files.sort(key=lambda p: p.stem != recipe.name)
+    for path in files:
+        predictor = load_predictor(path)
+        if _signature(predictor.recipe) == _signature(recipe):
+            return predictor
+    return None
 
 
 def _signature(recipe: Recipe) -> str:

@@ -91,11 +91,14 @@ class Source:
     """One photo as the engine works on it, prepared once: ``image`` (1,3,H,W) is sRGB in [0,1], or
     for HDR input (``linear``) the radiance already multiplied by ``hdr_scale``; ``plain`` is the
     input as displayed (HDR: :func:`display` of the scaled radiance), the baseline every score and
-    the kept-input fallback refer to."""
+    the kept-input fallback refer to. ``levels``: the image holds exact codes k / (levels - 1) (256
+    for an 8-bit photo, 65536 for a 16-bit one), so that its full-resolution render may look its
+    pointwise operators up in exact tables (:mod:`enhance.lut`); None when unknown."""
 
     image: torch.Tensor
     plain: torch.Tensor
     hdr_scale: float | None = None
+    levels: int | None = None
 
     @property
     def linear(self) -> bool:
@@ -103,10 +106,11 @@ class Source:
         return self.hdr_scale is not None
 
     @classmethod
-    def of(cls, image: torch.Tensor, linear: bool = False, scale: float | None = None) -> "Source":
+    def of(cls, image: torch.Tensor, linear: bool = False, scale: float | None = None,
+           levels: int | None = None) -> "Source":
         """``image`` as given, or radiance multiplied by ``scale`` (default: its :func:`hdr_scale`)."""
         if not linear:
-            return cls(image, image)
+            return cls(image, image, levels=levels)
         scale = hdr_scale(image) if scale is None else scale
         image = image * scale
         return cls(image, display(image), scale)

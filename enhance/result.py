@@ -40,7 +40,8 @@ class TuneResult:
     ``score``: the headline, the whole-photo opinion (as ``enhance score``) of the input as
     displayed ("before") and of the image returned ("after"). ``objective``: what the tuner
     climbed, "before" and "after", each on the tuning views ("proxy") and on the full render's
-    views ("full")."""
+    views ("full"). ``predicted``: the parameters a predictor gave, where the climb started
+    (None: it started from the recipe's start values); ``ops`` holds the ones returned."""
 
     ops: list[dict[str, Any]]
     score: dict[str, Opinion]
@@ -54,6 +55,7 @@ class TuneResult:
     history: list[float]
     seconds: dict[str, float] = field(default_factory=dict)
     hdr_scale: float | None = None      # HDR input: the gain applied to the radiance first (hdr_scale())
+    predicted: list[dict[str, Any]] | None = None  # a predictor's parameters the climb started from (as ``ops``)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

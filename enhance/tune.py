@@ -15,9 +15,10 @@ the whole photo, and the *objective* the tuner climbed.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 
@@ -30,6 +31,9 @@ from enhance.result import Opinion, TuneResult, ops_record
 from enhance.shared import SharedFit, SharedSet
 from enhance.views import Views, whole
 from nima import Scorer
+
+if TYPE_CHECKING:
+    from enhance.predict import Predictor
 
 __all__ = ["SharedFit", "TuneError", "TuneResult", "apply_values", "fit_shared", "tune", "tune_batch"]
 
@@ -48,6 +52,7 @@ def tune(
     patience: int = 12,
     linear: bool = False,
     on_step: OnStep | None = None,
+    predictor: Predictor | None = None,
 ) -> tuple[torch.Tensor, TuneResult]:
     """Tune ``recipe`` on a (1,3,H,W) sRGB image in [0,1] and render the full-resolution result.
 
@@ -81,7 +86,8 @@ def tune(
     if linear:
         check_hdr(recipe)
     return tune_sources([Source.of(image, linear)], recipe, scorer, steps=steps, strength=strength, seed=seed,
-                        optimizer=optimizer, lr=lr, crops=crops, patience=patience, on_step=on_step)[0]
+                        optimizer=optimizer, lr=lr, crops=crops, patience=patience, on_step=on_step,
+                        predictor=predictor)[0]
 
 
 def tune_batch(
@@ -96,6 +102,7 @@ def tune_batch(
     crops: int = 2,
     patience: int = 12,
     linear: Sequence[bool] | None = None,
+    predictor: Predictor | None = None,
 ) -> list[tuple[torch.Tensor, TuneResult]]:
     """Tune each (1,3,H,W) image of ``images`` (sizes may differ) like ``tune(image, ...)`` with
     Adam, but with one scorer call per step on the views of all images still improving.
@@ -104,7 +111,8 @@ def tune_batch(
     leave the batch; HDR radiance is first scaled by its ``hdr_scale``, as in ``tune``; the recipe's
     ``select = "best"`` works as in ``tune`` (display-referred photos only). Returns one
     (output (1,3,H,W) in [0,1], TuneResult) per image, in order; ``seconds["tune"]`` is the shared
-    tuning time divided by the number of images.
+    tuning time divided by the number of images. ``predictor``: each display-referred photo starts
+    from its prediction, as in ``tune``.
     """
     flags = [False] * len(images) if linear is None else list(linear)
     for im in images:
@@ -113,20 +121,61 @@ def tune_batch(
     if any(flags):
         check_hdr(recipe)
     return tune_sources([Source.of(im, lin) for im, lin in zip(images, flags)], recipe, scorer, steps=steps,
-                        strength=strength, seed=seed, lr=lr, crops=crops, patience=patience)
+                        strength=strength, seed=seed, lr=lr, crops=crops, patience=patience, predictor=predictor)
 
 
 def tune_sources(sources: Sequence[Source], recipe: Recipe, scorer: Scorer, *, crops: int, seed: int,
+                 predictor: Predictor | None = None, full: Sequence[Source | Future[Source]] | None = None,
                  **climbing: Any) -> list[tuple[torch.Tensor, TuneResult]]:
     """:func:`tune_batch` on prepared photos; ``climbing``: :func:`enhance.climb.climb`'s settings.
-    With ``select = "best"``, each stage climbs alone over all photos, then each photo keeps its best."""
+    With ``select = "best"``, the stages climb alone, all in one batched climb (one scorer call per
+    step for every photo and stage), then each photo keeps its best. With ``predictor``, display-referred
+    photos start from its prediction (:func:`finish_predicted`); HDR radiance climbs from the recipe's
+    start values, since no predictor is trained on it. ``full``: the same photos at full resolution
+    (or futures of them, still being decoded while the climb runs) when ``sources`` are smaller
+    copies to climb on (a JPEG's draft decoding); they are rendered."""
+    full = list(sources if full is None else full)
+    if predictor is not None and not all(s.linear for s in sources):
+        return _tune_predicted(sources, full, recipe, scorer, predictor, crops=crops, seed=seed, **climbing)
     if recipe.select == "best":
-        alone = [climb(sources, recipe.alone(i), scorer, crops=crops, seed=seed, **climbing)
-                 for i in range(len(recipe.stages))]
-        return [finish_best(recipe, [climbs[k] for climbs in alone], scorer, crops=crops, seed=seed)
-                for k in range(len(sources))]
-    return [finish(c, scorer, crops=crops, seed=seed)
-            for c in climb(sources, recipe, scorer, crops=crops, seed=seed, **climbing)]
+        n = len(recipe.stages)
+        climbs = climb([s for s in sources for _ in range(n)], [recipe.alone(i) for _ in sources for i in range(n)],
+                       scorer, crops=crops, seed=seed, **climbing)
+        return [finish_best(recipe, [replace(c, source=resolved(f)) for c in climbs[k * n: (k + 1) * n]], scorer,
+                            crops=crops, seed=seed) for k, f in enumerate(full)]
+    return [finish(replace(c, source=resolved(f)), scorer, crops=crops, seed=seed)
+            for c, f in zip(climb(sources, recipe, scorer, crops=crops, seed=seed, **climbing), full)]
+
+
+def resolved(source: Source | Future[Source]) -> Source:
+    """``source``, waiting for it when it is still being decoded."""
+    return source.result() if isinstance(source, Future) else source
+
+
+def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[Source]], recipe: Recipe, scorer: Scorer,
+                    predictor: Predictor, *, crops: int, seed: int, **climbing: Any) -> list[tuple[torch.Tensor, TuneResult]]:
+    """Each display-referred photo climbs from ``predictor``'s parameters (for ``select = "best"``:
+    the operator it chose, alone), all in one batched climb; HDR radiance as without a predictor."""
+    from enhance.predict import check_predictor, predict_choice
+
+    check_predictor(predictor, recipe)
+    plain = [k for k, s in enumerate(sources) if not s.linear]
+    recipes, predicted, chosen = [], [], []
+    for k in plain:
+        values, stage = predict_choice(predictor, sources[k].image)
+        predicted.append(values)
+        chosen.append(stage)
+        recipes.append(recipe.with_values(values) if stage is None else recipe.alone(stage).with_values([values[stage]]))
+    climbs = climb([sources[k] for k in plain], recipes, scorer, crops=crops, seed=seed, **climbing)
+    out: dict[int, tuple[torch.Tensor, TuneResult]] = {}
+    for k, c, values, stage in zip(plain, climbs, predicted, chosen):
+        out[k] = finish_predicted(replace(c, source=resolved(full[k])), recipe, values, stage, scorer, crops=crops, seed=seed)
+    hdr = [k for k, s in enumerate(sources) if s.linear]
+    if hdr:
+        rest = tune_sources([sources[k] for k in hdr], recipe, scorer, crops=crops, seed=seed,
+                            full=[full[k] for k in hdr], **climbing)
+        out.update(zip(hdr, rest))
+    return [out[k] for k in range(len(sources))]
 
 
 @torch.no_grad()
@@ -136,16 +185,36 @@ def photo_score(scorer: Scorer, image: torch.Tensor) -> Opinion:
 
 
 @torch.no_grad()
+def full_render(source: Source, recipe: Recipe, params: Params) -> torch.Tensor:
+    """``source`` rendered at full resolution with ``params``, clamped to [0,1]: a photo of known
+    code values (8 or 16 bits) through :mod:`enhance.lut`'s tables for its pointwise operators,
+    anything else through torch, tile by tile."""
+    if source.levels is not None and not source.linear:
+        from enhance import lut
+
+        output = lut.render(source.image, recipe, params, levels=source.levels).clamp_(0, 1)
+    else:
+        output = render(source.image, recipe, params, linear=source.linear).clamp_(0, 1)
+    check_finite(output, "the rendered image")
+    return output
+
+
+@torch.no_grad()
+def view_opinion(image: torch.Tensor, recipe: Recipe, scorer: Scorer, *, crops: int, seed: int) -> Opinion:
+    """The objective's views of (1,3,H,W) sRGB ``image``, scored."""
+    size = scorer.input_size
+    return Opinion.of(scorer(Views.of(image, recipe, crops, size, seed).render(size)))
+
+
+@torch.no_grad()
 def scored_render(source: Source, recipe: Recipe, scorer: Scorer, params: Params, *, crops: int,
                   seed: int) -> tuple[torch.Tensor, Opinion, Opinion, float]:
     """Render ``source`` at full resolution and take the objective's views of the input as
     displayed and of the render: (output, objective before, objective after, seconds)."""
     t0 = time.perf_counter()
-    size = scorer.input_size
-    output = render(source.image, recipe, params, linear=source.linear).clamp_(0, 1)
-    check_finite(output, "the rendered image")
-    before = Opinion.of(scorer(Views.of(source.plain, recipe, crops, size, seed).render(size)))
-    after = Opinion.of(scorer(Views.of(output, recipe, crops, size, seed).render(size)))
+    output = full_render(source, recipe, params)
+    before = view_opinion(source.plain, recipe, scorer, crops=crops, seed=seed)
+    after = view_opinion(output, recipe, scorer, crops=crops, seed=seed)
     return output, before, after, time.perf_counter() - t0
 
 
@@ -199,6 +268,55 @@ def finish_best(
                "render": round(sum(r.seconds["render"] for _, r in done.values()), 3)}
     return output, replace(chosen, ops=ops, note=note, seconds=seconds,
                            steps=sum(c.steps for c in climbs), evaluations=sum(c.evaluations for c in climbs))
+
+
+def finish_predicted(
+    climb: Climb, recipe: Recipe, predicted: list[dict[str, float]], chosen: int | None, scorer: Scorer, *,
+    crops: int = 2, seed: int = 0,
+) -> tuple[torch.Tensor, TuneResult]:
+    """Finish a climb that started from a predictor's values ``predicted`` (one dict per stage of
+    ``recipe``; ``chosen``: the stage a ``select = "best"`` predictor chose, climbed alone): render
+    the prediction and the refinement at full resolution, keep the one with the better headline
+    score (the whole photo, as ``enhance score`` takes it), and return the input unchanged when that
+    one's objective on the full render does not rise above the input's. The record holds both
+    parameter sets: ``predicted`` and ``ops`` (the ones returned)."""
+    t0 = time.perf_counter()
+    source, climbed = climb.source, climb.recipe
+    start = params_from_values(climbed, [predicted[chosen]] if chosen is not None else predicted, source.image.device)
+    same = all(bool((a[k] == b[k]).all()) for a, b in zip(start, climb.params) for k in a)
+    renders = []
+    for name, params in [("prediction", start)] + ([] if same else [("refinement", climb.params)]):
+        output = full_render(source, climbed, params)
+        renders.append((photo_score(scorer, output), name, params, output))
+    score, name, params, output = max(renders, key=lambda r: r[0].mean)  # ties: the prediction
+    before_full = view_opinion(source.plain, climbed, scorer, crops=crops, seed=seed)
+    after_full = view_opinion(output, climbed, scorer, crops=crops, seed=seed)
+    kept = after_full.mean <= before_full.mean
+    scores = ", ".join(f"{n} {s.mean:.3f}" for s, n, _, _ in renders)
+    note = (f"the {name} did not score above the input on the full render; the input is returned unchanged"
+            if kept else f"{name} kept (whole-photo score: {scores})")
+    if chosen is not None:
+        note += f"; {recipe.stages[chosen].op.name} chosen by the predictor"
+    returned = source.plain.clone() if kept else output
+
+    def record(values: Params) -> list[dict[str, Any]]:
+        if chosen is None:
+            return ops_record(recipe, values)
+        ops = [{"name": st.op.name, "params": dict(st.op.identity)} for st in recipe.stages]
+        ops[chosen] = ops_record(climbed, values)[0]
+        return ops
+
+    result = TuneResult(
+        ops=record(params), predicted=record(start),
+        score={"before": photo_score(scorer, source.plain), "after": score if not kept else photo_score(scorer, returned)},
+        objective={"before": {"proxy": climb.before, "full": before_full},
+                   "after": {"proxy": climb.after, "full": after_full}},
+        steps=climb.steps, evaluations=climb.evaluations + len(renders), optimizer=climb.optimizer, seed=seed,
+        kept_input=kept, note=note, history=climb.history,
+        seconds={"tune": round(climb.seconds, 3), "render": round(time.perf_counter() - t0, 3)},
+        hdr_scale=source.hdr_scale,
+    )
+    return returned, result
 
 
 # --- one parameter set for a whole set of photos -------------------------------------------------
