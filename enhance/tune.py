@@ -26,10 +26,10 @@ from enhance.climb import Climb, OnStep, climb
 from enhance.io import Photo, read
 from enhance.params import identity_values, params_from_values
 from enhance.recipe import Recipe, as_recipe
-from enhance.render import Params, Source, TuneError, check_finite, check_hdr, render
+from enhance.render import Params, Source, TuneError, check_finite, check_hdr, render, resize_long
 from enhance.result import Opinion, TuneResult, ops_record
 from enhance.shared import SharedFit, SharedSet
-from enhance.views import Views, whole
+from enhance.views import DETAIL, Views, whole
 from nima import Scorer
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[So
     climbs = climb([sources[k] for k in plain], recipes, scorer, crops=crops, seed=seed, **climbing)
     out: dict[int, tuple[torch.Tensor, TuneResult]] = {}
     for k, c, values, stage in zip(plain, climbs, predicted, chosen):
-        out[k] = finish_predicted(replace(c, source=resolved(full[k])), recipe, values, stage, scorer, crops=crops, seed=seed)
+        out[k] = finish_predicted(c, resolved(full[k]), recipe, values, stage, scorer, crops=crops, seed=seed)
     hdr = [k for k, s in enumerate(sources) if s.linear]
     if hdr:
         rest = tune_sources([sources[k] for k in hdr], recipe, scorer, crops=crops, seed=seed,
@@ -271,33 +271,35 @@ def finish_best(
 
 
 def finish_predicted(
-    climb: Climb, recipe: Recipe, predicted: list[dict[str, float]], chosen: int | None, scorer: Scorer, *,
-    crops: int = 2, seed: int = 0,
+    climb: Climb, full: Source, recipe: Recipe, predicted: list[dict[str, float]], chosen: int | None,
+    scorer: Scorer, *, crops: int = 2, seed: int = 0,
 ) -> tuple[torch.Tensor, TuneResult]:
     """Finish a climb that started from a predictor's values ``predicted`` (one dict per stage of
-    ``recipe``; ``chosen``: the stage a ``select = "best"`` predictor chose, climbed alone): render
-    the prediction and the refinement at full resolution, keep the one with the better headline
-    score (the whole photo, as ``enhance score`` takes it), and return the input unchanged when that
-    one's objective on the full render does not rise above the input's. The record holds both
-    parameter sets: ``predicted`` and ``ops`` (the ones returned)."""
+    ``recipe``; ``chosen``: the stage a ``select = "best"`` predictor chose, climbed alone) on a
+    copy of the photo ``full`` (or on ``full`` itself): keep whichever of prediction and refinement
+    has the better headline score, the whole photo as ``enhance score`` takes it (both rendered on
+    the photo at detail scale, long side ``DETAIL``, which the scorer's 224-pixel view cannot tell
+    from the full render of pointwise and scale-relative operators), render only that one at full
+    resolution, and return the input unchanged when its objective there does not rise above the
+    input's. The record holds both parameter sets: ``predicted`` and ``ops`` (the ones returned)."""
     t0 = time.perf_counter()
-    source, climbed = climb.source, climb.recipe
-    start = params_from_values(climbed, [predicted[chosen]] if chosen is not None else predicted, source.image.device)
-    same = all(bool((a[k] == b[k]).all()) for a, b in zip(start, climb.params) for k in a)
-    renders = []
+    climbed = climb.recipe
+    start = params_from_values(climbed, [predicted[chosen]] if chosen is not None else predicted, full.image.device)
+    same = climb.steps == 0 or all(torch.allclose(a[k], b[k], atol=1e-6) for a, b in zip(start, climb.params) for k in a)
+    sample = resize_long(climb.source.image, DETAIL)
+    tried = []
     for name, params in [("prediction", start)] + ([] if same else [("refinement", climb.params)]):
-        output = full_render(source, climbed, params)
-        renders.append((photo_score(scorer, output), name, params, output))
-    score, name, params, output = max(renders, key=lambda r: r[0].mean)  # ties: the prediction
-    before_full = view_opinion(source.plain, climbed, scorer, crops=crops, seed=seed)
-    after_full = view_opinion(output, climbed, scorer, crops=crops, seed=seed)
+        tried.append((photo_score(scorer, render(sample, climbed, params).clamp_(0, 1)), name, params))
+    _, name, params = max(tried, key=lambda r: r[0].mean)  # ties: the prediction
+    output = full_render(full, climbed, params)
+    before_full, score_before = scored_views(full.plain, climbed, scorer, crops=crops, seed=seed)
+    after_full, score_after = scored_views(output, climbed, scorer, crops=crops, seed=seed)
     kept = after_full.mean <= before_full.mean
-    scores = ", ".join(f"{n} {s.mean:.3f}" for s, n, _, _ in renders)
+    scores = ", ".join(f"{n} {s.mean:.3f}" for s, n, _ in tried)
     note = (f"the {name} did not score above the input on the full render; the input is returned unchanged"
-            if kept else f"{name} kept (whole-photo score: {scores})")
+            if kept else f"{name} kept (whole-photo score at detail scale: {scores})")
     if chosen is not None:
         note += f"; {recipe.stages[chosen].op.name} chosen by the predictor"
-    returned = source.plain.clone() if kept else output
 
     def record(values: Params) -> list[dict[str, Any]]:
         if chosen is None:
@@ -308,15 +310,28 @@ def finish_predicted(
 
     result = TuneResult(
         ops=record(params), predicted=record(start),
-        score={"before": photo_score(scorer, source.plain), "after": score if not kept else photo_score(scorer, returned)},
+        score={"before": score_before, "after": score_before if kept else score_after},
         objective={"before": {"proxy": climb.before, "full": before_full},
                    "after": {"proxy": climb.after, "full": after_full}},
-        steps=climb.steps, evaluations=climb.evaluations + len(renders), optimizer=climb.optimizer, seed=seed,
+        steps=climb.steps, evaluations=climb.evaluations + len(tried), optimizer=climb.optimizer, seed=seed,
         kept_input=kept, note=note, history=climb.history,
         seconds={"tune": round(climb.seconds, 3), "render": round(time.perf_counter() - t0, 3)},
-        hdr_scale=source.hdr_scale,
+        hdr_scale=full.hdr_scale,
     )
-    return returned, result
+    return full.plain.clone() if kept else output, result
+
+
+@torch.no_grad()
+def scored_views(image: torch.Tensor, recipe: Recipe, scorer: Scorer, *, crops: int, seed: int) -> tuple[Opinion, Opinion]:
+    """(objective's views, headline) opinions of a full-resolution (1,3,H,W) sRGB ``image``. The
+    headline is taken as ``enhance score`` takes it; for a photo over twice ``DETAIL``, the
+    objective's views come from its copy at ``DETAIL``, brought there once: the crops come from
+    exactly that copy anyway, and only the proxy view is resized twice (a shift of about 0.01 in
+    the objective, against 0.03 for the headline, which is why that one is not)."""
+    headline = photo_score(scorer, image)
+    if max(image.shape[-2:]) > 2 * DETAIL:
+        image = resize_long(image, DETAIL)
+    return view_opinion(image, recipe, scorer, crops=crops, seed=seed), headline
 
 
 # --- one parameter set for a whole set of photos -------------------------------------------------

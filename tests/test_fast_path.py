@@ -1,0 +1,148 @@
+"""`tune` from a prediction, the fast full-resolution path (draft proxy, LUT render, threads) and
+the batched climb of a select = "best" recipe's candidates. No shared data needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from PIL import Image
+
+from cli import main
+from enhance.climb import climb
+from enhance.io import read
+from enhance.params import params_from_values
+from enhance.predict import Predictor, save_predictor
+from enhance.recipe import Recipe
+from enhance.render import Source, render
+from enhance.tune import full_render
+
+
+def _photo(path: Path, size: tuple[int, int], seed: int = 0, gain: float = 0.6) -> Path:
+    g = torch.Generator().manual_seed(seed)
+    x = F.interpolate(torch.rand(1, 3, 5, 6, generator=g), size=(size[1], size[0]), mode="bilinear",
+                      align_corners=False) * gain
+    Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path, quality=95)
+    return path
+
+
+def _predictor(path: Path, names: list[str], seed: int = 0) -> Path:
+    """A predictor for the operators ``names`` with random weights in its last layer (an untrained
+    one returns the start; this one predicts something else)."""
+    predictor = Predictor(Recipe.from_ops(names))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in predictor.head[-1].parameters():
+            p.normal_(0, 0.5)
+    save_predictor(path, predictor, {"note": "test"})
+    return path
+
+
+def _run(*args: object) -> "CliRunner.invoke":  # type: ignore[valid-type]
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("name,size", [("small.png", (96, 72)), ("large.jpg", (2300, 1400))])
+def test_steps_0_and_the_refinement_write_valid_outputs_and_sidecars(tmp_path: Path, weights_file: str, name: str,
+                                                                     size: tuple[int, int]) -> None:
+    """The large JPEG takes the draft proxy, the full decode in a thread and the LUT render."""
+    src = _photo(tmp_path / name, size)
+    predictor = _predictor(tmp_path / "p.pt", ["exposure", "tonemap"])
+    for steps in ("0", "3"):
+        out = tmp_path / f"out{steps}{Path(name).suffix}"
+        r = _run("tune", src, "-o", out, "--op", "exposure", "--op", "tonemap", "--predictor", predictor,
+                 "--steps", steps, "--weights", weights_file, "--json")
+        assert r.exit_code == 0, r.output + r.stderr
+        record = json.loads(Path(f"{out}.json").read_text())
+        assert json.loads(r.stdout) == record
+        assert read(out).image.shape == read(src).image.shape
+        assert [o["name"] for o in record["predicted"]] == ["exposure", "tonemap"]
+        assert record["steps"] == int(steps)
+        assert ("prediction kept" in record["note"] or "refinement kept" in record["note"]
+                or record["kept_input"]), record["note"]
+        if steps == "0":
+            assert record["ops"] == record["predicted"]
+            assert "refinement" not in record["note"]
+        if not record["kept_input"]:  # the file holds the render of the recorded parameters
+            recipe = Recipe.from_ops(["exposure", "tonemap"])
+            want = render(read(src).image, recipe, params_from_values(recipe, [o["params"] for o in record["ops"]]))
+            tolerance = 1.5 / 255 if name.endswith(".png") else 6 / 255  # JPEG: its own coding error
+            assert float((read(out).image - want.clamp(0, 1)).abs().mean()) < tolerance
+
+
+def test_no_predict_climbs_from_the_identity_and_steps_0_needs_a_predictor(tmp_path: Path, weights_file: str) -> None:
+    src = _photo(tmp_path / "p.png", (80, 64))
+    predictor = _predictor(tmp_path / "p.pt", ["exposure"])
+    r = _run("tune", src, "-o", tmp_path / "a.png", "--op", "exposure", "--predictor", predictor, "--no-predict",
+             "--steps", "2", "--weights", weights_file, "--json")
+    assert r.exit_code == 0, r.output + r.stderr
+    assert json.loads(r.stdout)["predicted"] is None
+    r = _run("tune", src, "-o", tmp_path / "b.png", "--op", "levels", "--steps", "0", "--weights", weights_file)
+    assert r.exit_code == 2 and "no parameter predictor" in r.stderr
+    r = _run("tune", src, "-o", tmp_path / "c.png", "--op", "levels", "--predictor", predictor, "--weights", weights_file)
+    assert r.exit_code == 2 and "trained for" in r.stderr and not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("names", [["exposure", "tonemap", "contrast"], ["levels", "white_balance"],
+                                   ["tonemap", "sharpen", "exposure"]])
+def test_lut_render_equals_the_torch_render_within_one_level(names: list[str]) -> None:
+    """On a full render larger than a tile, with random parameters, for 8-bit input."""
+    g = torch.Generator().manual_seed(len(names))
+    x = F.interpolate(torch.rand(1, 3, 6, 7, generator=g), size=(1100, 1300), mode="bilinear", align_corners=False)
+    image = ((x ** 1.5 + 0.03 * torch.randn(1, 3, 1100, 1300, generator=g)).clamp(0, 1) * 255).round() / 255
+    recipe = Recipe.from_ops(names)
+    gen = np.random.default_rng(1)
+    for _ in range(2):
+        values = [{s.name: float(gen.uniform(s.lo, s.hi)) for s in st.specs} for st in recipe.stages]
+        params = params_from_values(recipe, values)
+        fast = full_render(Source.of(image, levels=256), recipe, params)
+        exact = render(image, recipe, params).clamp(0, 1)
+        assert float(((fast - exact) * 255).round().abs().max()) <= 1
+
+
+def test_batched_candidates_climb_as_each_alone(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    """select = "best": the candidates' one batched climb gives each the result of its own climb."""
+    g = torch.Generator().manual_seed(3)
+    image = F.interpolate(torch.rand(1, 3, 4, 5, generator=g), size=(60, 80), mode="bilinear", align_corners=False) * 0.5
+    recipe = Recipe.from_ops(["exposure", "levels", "contrast"], select="best", proxy=64)
+    source = Source.of(image)
+    alone = [recipe.alone(i) for i in range(len(recipe.stages))]
+    together = climb([source] * len(alone), alone, tiny_scorer, steps=6, seed=0, patience=3)
+    for r, batched in zip(alone, together):
+        (single,) = climb([source], r, tiny_scorer, steps=6, seed=0, patience=3)
+        assert batched.steps == single.steps
+        for a, b in zip(batched.params, single.params):
+            for k in a:
+                assert float(a[k]) == pytest.approx(float(b[k]), abs=1e-4), k
+        assert batched.after.mean == pytest.approx(single.after.mean, abs=1e-4)
+
+
+@pytest.mark.parametrize("recipe", ["tonemap", "auto"])
+def test_train_predictor_runs_on_a_tiny_configuration(tmp_path: Path, weights_file: str, recipe: str) -> None:
+    """Two steps of `enhance train-predictor` for the shipped recipes on four small photos: a
+    predictor file for the recipe that `tune --predictor` takes."""
+    from nima import load_scorer, save_checkpoint
+
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, load_scorer(weights_file).model, {"val_split": ["Images/c.jpg"]})
+    data = tmp_path / "data"
+    (data / "clive" / "Images").mkdir(parents=True)
+    (data / "kodak").mkdir()
+    for i, rel in enumerate(["clive/Images/a.jpg", "clive/Images/b.jpg", "clive/Images/c.jpg", "kodak/kodim01.png",
+                             "kodak/kodim20.png"]):
+        _photo(data / rel, (96, 64), seed=i)
+    out = tmp_path / f"{recipe}.pt"
+    r = _run("train-predictor", "--recipe", recipe, "--out", out, "--data", data, "--steps", "2", "--batch", "2",
+             "--weights", weights)
+    assert r.exit_code == 0, r.output + r.stderr
+    assert "3 photos, 2 steps" in r.stdout  # c.jpg (validation) and kodim20 (held out) left out
+    src = _photo(tmp_path / "p.png", (96, 64))
+    t = _run("tune", src, "-o", tmp_path / "o.png", "--recipe", recipe, "--predictor", out, "--steps", "0",
+             "--weights", weights, "--json")
+    assert t.exit_code == 0, t.output + t.stderr
+    assert len(json.loads(t.stdout)["predicted"]) == (2 if recipe == "tonemap" else 5)
