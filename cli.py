@@ -436,7 +436,12 @@ def rank(paths: tuple[str, ...], top: int | None, weights: str | None, device: s
 @click.option("--recipe", help="A shipped recipe's name or a TOML file (e.g. a fitted.toml).")
 @click.option("--shared", is_flag=True, help="Fit ONE parameter set to all photos, apply it to each; "
               "writes OUTDIR/fitted.toml.")
-@click.option("--steps", type=click.IntRange(1, 10_000), help="Step budget (default: the recipe's, 50).")
+@click.option("--steps", type=click.IntRange(0, 10_000),
+              help=f"Step budget (default: {REFINE_STEPS} refining a prediction, else the recipe's, 50); "
+                   "0 applies the prediction alone.")
+@click.option("--no-predict", is_flag=True, help="Climb from the recipe's start values (the identity), not from a prediction.")
+@click.option("--predictor", "predictor_file", type=click.Path(),
+              help="Parameter predictor file (default: the shipped one trained for the recipe, if any).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
 @click.option("--device", default="auto", show_default=True, callback=_device, help="auto, cpu, cuda or cuda:N.")
@@ -449,7 +454,7 @@ def rank(paths: tuple[str, ...], top: int | None, weights: str | None, device: s
 @click.option("--force", is_flag=True, help="Replace existing files in OUTDIR that no earlier run of this batch "
               "wrote (by default their photos fail).")
 def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: str | None, shared: bool,
-          steps: int | None, seed: int, weights: str | None, device: str, jobs: int, as_json: bool, quiet: bool,
+          steps: int | None, no_predict: bool, predictor_file: str | None, seed: int, weights: str | None, device: str, jobs: int, as_json: bool, quiet: bool,
           distributed: bool, report: str | None, force: bool) -> None:
     """Tune every photo of files and folders (recursive) into OUTDIR, keeping the layout.
 
@@ -461,12 +466,25 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
     Existing files in OUTDIR that no earlier run recorded in its manifest are the user's: their
     photos fail unless --force. Ctrl-C stops at once (exit status 130); run again to resume.
     Exit status 1 when any photo failed.
+    Where a parameter predictor is trained for the recipe (or given with --predictor), each photo
+    starts from its prediction, as in `enhance tune` (not with --shared, which fits one set).
     """
     chosen = _recipe(ops, recipe)
+    predictor = None
+    if not (no_predict or shared):
+        try:
+            predictor = _predictor(chosen, predictor_file)
+        except ValueError as exc:
+            _fail(str(exc))
+    if steps == 0 and predictor is None:
+        _fail("--steps 0 applies a prediction, and " + ("none is made with --shared or --no-predict"
+              if no_predict or shared else f"no parameter predictor is trained for these operators ({chosen.name})"))
+    if predictor is not None and steps is None:
+        steps = REFINE_STEPS
     previous = signal.signal(signal.SIGINT, _interrupt)
     try:
         _batch(inputs, outdir, chosen, shared, steps, seed, weights, device, jobs, as_json, quiet, distributed,
-               report, force, _reads(recipe, weights))
+               report, force, _reads(recipe, weights) + _reads(None, predictor_file), predictor)
     except KeyboardInterrupt:
         # Leave at once: the finished photos are on disk with their manifest lines, and what was in
         # flight is redone by the next run. os._exit skips waiting for the threads tuning them and
@@ -488,7 +506,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def _batch(inputs: tuple[str, ...], outdir: str, chosen: Any, shared: bool, steps: int | None, seed: int,
            weights: str | None, device: str, jobs: int, as_json: bool, quiet: bool, distributed: bool,
-           report: str | None, force: bool, reads: list[str]) -> None:
+           report: str | None, force: bool, reads: list[str], predictor: Any) -> None:
     """The body of ``batch``."""
     from contextlib import nullcontext
 
@@ -519,7 +537,8 @@ def _batch(inputs: tuple[str, ...], outdir: str, chosen: Any, shared: bool, step
         try:
             done = tune_folder(inputs, outdir, chosen, scorer, shared=shared, steps=steps, seed=seed, jobs=jobs,
                                distributed=distributed, on_plan=on_plan, on_record=on_record,
-                               on_fit_step=lambda i, s: fit_bar.update(), force=force, report=report, reads=reads)
+                               on_fit_step=lambda i, s: fit_bar.update(), force=force, report=report, reads=reads,
+                               predictor=predictor)
         except (BatchError, ValueError) as exc:
             _fail(str(exc))
         finally:

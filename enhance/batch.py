@@ -35,18 +35,22 @@ from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from enhance.files import file_sha256, sidecar_path
+from enhance.files import file_sha256, photo_source, sidecar_path
 from enhance.io import WRITE_EXTENSIONS, ImageError, Photo, atomic_path, read, write, write_json
 from enhance.outputs import Inputs, OutputError, check_writes, inside, opens_with
 from enhance.rank import find_images
 from enhance.recipe import Recipe, as_recipe, load_recipe
 from enhance.result import TuneResult, sidecar_record
-from enhance.tune import SharedFit, apply_values, fit_shared, tune, tune_batch
+from enhance.render import check_hdr
+from enhance.tune import SharedFit, apply_values, fit_shared, tune_sources
 from nima import Scorer
+
+if TYPE_CHECKING:
+    from enhance.predict import Predictor
 
 MANIFEST = "manifest.jsonl"
 FITTED = "fitted.toml"
@@ -229,20 +233,22 @@ def finished(jobs: Sequence[Job], outdir: str | Path, recipe_sha: str, weights_s
 
 
 def tuner_for(recipe: Recipe, scorer: Scorer, *, steps: int, seed: int, strength: float,
-              values: Sequence[dict[str, float]] | None = None, note: str = "shared parameters") -> Tuner:
-    """photos -> (output, TuneResult) each: ``tune`` for one photo, ``tune_batch`` for several, or
-    with ``values`` (a shared fit) ``apply_values``."""
+              values: Sequence[dict[str, float]] | None = None, note: str = "shared parameters",
+              predictor: Predictor | None = None) -> Tuner:
+    """photos -> (output, TuneResult) each: the photos tuned together (one scorer call per step
+    for all of them), from ``predictor``'s prediction when given, or with ``values`` (a shared
+    fit) ``apply_values``. 8- and 16-bit photos are rendered through :mod:`enhance.lut`."""
     device = scorer.device
 
     def tune_photos(photos: list[Photo]) -> list[tuple[torch.Tensor, TuneResult]]:
         if values is not None:
             return [apply_values(p.image.to(device), recipe, values, scorer, linear=p.linear, seed=seed, note=note)
                     for p in photos]
-        if len(photos) == 1:
-            return [tune(photos[0].image.to(device), recipe, scorer, steps=steps, strength=strength, seed=seed,
-                         linear=photos[0].linear)]
-        return tune_batch([p.image.to(device) for p in photos], recipe, scorer, steps=steps, strength=strength,
-                          seed=seed, linear=[p.linear for p in photos])
+        sources = [photo_source(p, device) for p in photos]
+        if any(s.linear for s in sources):
+            check_hdr(recipe)
+        return tune_sources(sources, recipe, scorer, crops=2, seed=seed, steps=steps, strength=strength,
+                            predictor=predictor)
 
     return tune_photos
 
@@ -518,6 +524,7 @@ def tune_folder(
     force: bool = False,
     report: str | Path | None = None,
     reads: Sequence[str | Path] = (),
+    predictor: Predictor | None = None,
 ) -> BatchReport:
     """Tune every photo of ``inputs`` (files, and folders searched recursively) into ``outdir``
     with ``recipe`` (a Recipe, a shipped recipe's name or TOML file, or operator names).
@@ -534,7 +541,9 @@ def tune_folder(
     and the module's docstring): a photo whose output or sidecar may not be written (an existing
     file of the user's without ``force``, an input, a path out of ``outdir``) gets a ``failed``
     record. ``report``: an HTML page of the tuned photos written at the end (by rank 0). ``reads``:
-    other files the run reads (recipe, weights), never written.
+    other files the run reads (recipe, weights), never written. ``predictor``: each photo starts
+    from its prediction (see :func:`enhance.tune.tune`); a finished photo is redone when another
+    predictor (or none) is given.
 
     Callbacks, for progress: ``on_plan(photos of this rank, already finished)`` once before
     tuning, ``on_record(record)`` per photo (the skipped ones first), ``on_fit_step(step, mean
@@ -552,7 +561,7 @@ def tune_folder(
     ('batch: 1 done, 0 failed, 0 skipped', ['a.png'])
     """
     recipe = as_recipe(recipe)
-    steps = steps or recipe.steps
+    steps = recipe.steps if steps is None else steps
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     device = scorer.device
     planned, missing = plan(inputs, outdir)
@@ -578,7 +587,12 @@ def tune_folder(
         if shared:
             recipe, fit = shared_fit(outdir, planned, mine, recipe, scorer, steps=steps, seed=seed,
                                      distributed=distributed, on_step=on_fit_step)
-        recipe_sha = recipe_sha256(recipe, steps, seed, recipe.strength, "shared" if shared else "tune")
+        mode = "shared" if shared else "tune"
+        if predictor is not None and not shared:
+            from enhance.predict import fingerprint
+
+            mode = f"predict {fingerprint(predictor)}"
+        recipe_sha = recipe_sha256(recipe, steps, seed, recipe.strength, mode)
         manifest = Manifest(manifest_path)
         allowed = [j for j in mine if j.rel not in refused]
         skip = finished(allowed, outdir, recipe_sha, scorer.weights_sha256)
@@ -594,7 +608,8 @@ def tune_folder(
                 manifest.append(record)
                 emit(record)
         values = [dict(st.start) for st in recipe.stages] if shared else None
-        tuner = tuner_for(recipe, scorer, steps=steps, seed=seed, strength=recipe.strength, values=values)
+        tuner = tuner_for(recipe, scorer, steps=steps, seed=seed, strength=recipe.strength, values=values,
+                          predictor=predictor)
         todo = [j for j in allowed if j.rel not in skip]
         for record in run(todo, outdir, tuner, manifest, scorer=scorer, recipe=recipe, recipe_sha=recipe_sha,
                           workers=jobs, group=GPU_GROUP if device.type == "cuda" and not shared else 1):

@@ -83,7 +83,7 @@ def tune_file(
     t0 = time.perf_counter()
     with ThreadPoolExecutor(1, "decode") as pool:
         photo_read = pool.submit(read, src)
-        full = pool.submit(lambda: _source(photo_read.result(), device))
+        full = pool.submit(lambda: photo_source(photo_read.result(), device))
         if Path(src).suffix.lower() in (".jpg", ".jpeg"):
             from enhance.proxy import read_proxy
 
@@ -118,7 +118,7 @@ def tune_file(
     return record
 
 
-def _source(photo: Photo, device: torch.device) -> Source:
+def photo_source(photo: Photo, device: torch.device) -> Source:
     """``photo`` as the engine takes it, with its code values' count when it holds 8 or 16 bits."""
     levels = {8: 256, 16: 65536}.get(photo.bit_depth)
     return Source.of(photo.image.to(device), photo.linear, levels=None if photo.linear else levels)

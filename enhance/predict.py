@@ -149,6 +149,17 @@ def check_predictor(predictor: Predictor, recipe: Recipe) -> None:
                          f"({_signature(predictor.recipe)}), not for this recipe ({_signature(recipe)})")
 
 
+def fingerprint(predictor: Predictor) -> str:
+    """SHA-256 of the predictor's recipe and weights: what a finished batch output depends on."""
+    import hashlib
+
+    digest = hashlib.sha256(predictor.recipe.to_toml().encode())
+    for name, tensor in predictor.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def find_predictor(recipe: Recipe) -> Predictor | None:
     """The shipped predictor trained for ``recipe``'s operators, bounds and selection (the file of
     its name first, then any other shipped one), or None when none was: the tuner then climbs
