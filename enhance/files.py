@@ -103,13 +103,16 @@ def tune_file(
                                       on_step=on_step)[0]
         photo = photo_read.result()
     t1 = time.perf_counter()
+    # What tuning and rendering do not account for: waiting for the full decode (and the HDR gain)
+    t_wait = max(t1 - t0 - t_read - sum(result.seconds.values()), 0.0)
     with ThreadPoolExecutor(1, "encode") as pool:
         written = pool.submit(write, out, output.cpu(), like=photo, bit_depth=bit_depth)
         src_sha = file_sha256(src)
         written.result()
     t_write = time.perf_counter() - t1
     record = sidecar_record(src, src_sha, out, recipe, result, scorer,
-                            {"read": round(t_read, 3), **result.seconds, "write": round(t_write, 3)})
+                            {"read": round(t_read, 3), "wait": round(t_wait, 3), **result.seconds,
+                             "write": round(t_write, 3)})
     write_json(sidecar_path(out), record)
     if report is not None:
         from enhance.report import file_item, write_report

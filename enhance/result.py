@@ -81,7 +81,8 @@ def package_version() -> str:
 def sidecar_record(src: str | Path, src_sha256: str, out: str | Path, recipe: Recipe, result: TuneResult,
                    scorer: Scorer, seconds: dict[str, float]) -> dict[str, Any]:
     """The JSON sidecar written beside an output: input and output, recipe, the result, the weights
-    and the package version; ``seconds`` (read, tune, render, write) replaces the result's."""
+    and the package version; ``seconds`` (read, tune, render, write; ``tune`` files also wait: for the
+    full decode of a JPEG tuned on its draft) replaces the result's."""
     return {"input": str(src), "input_sha256": src_sha256, "output": str(out), "recipe": recipe.name,
             **result.as_dict(), "weights": scorer.weights, "weights_sha256": scorer.weights_sha256,
             "version": package_version(), "seconds": seconds}

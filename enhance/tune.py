@@ -160,16 +160,21 @@ def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[So
 
     check_predictor(predictor, recipe)
     plain = [k for k, s in enumerate(sources) if not s.linear]
-    recipes, predicted, chosen = [], [], []
+    recipes, predicted, chosen, seconds = [], [], [], []
     for k in plain:
+        t0 = time.perf_counter()
         values, stage = predict_choice(predictor, sources[k].image)
+        seconds.append(time.perf_counter() - t0)
         predicted.append(values)
         chosen.append(stage)
         recipes.append(recipe.with_values(values) if stage is None else recipe.alone(stage).with_values([values[stage]]))
-    climbs = climb([sources[k] for k in plain], recipes, scorer, crops=crops, seed=seed, **climbing)
+    steps = recipe.steps if climbing.get("steps") is None else climbing["steps"]
+    climbs: Sequence[Climb | None] = ([None] * len(plain) if steps == 0 else
+                                      climb([sources[k] for k in plain], recipes, scorer, crops=crops, seed=seed, **climbing))
     out: dict[int, tuple[torch.Tensor, TuneResult]] = {}
-    for k, c, values, stage in zip(plain, climbs, predicted, chosen):
-        out[k] = finish_predicted(c, resolved(full[k]), recipe, values, stage, scorer, crops=crops, seed=seed)
+    for k, c, values, stage, t in zip(plain, climbs, predicted, chosen, seconds):
+        out[k] = finish_predicted(c, resolved(full[k]), recipe, values, stage, scorer, crops=crops, seed=seed,
+                                  predict_seconds=t)
     hdr = [k for k, s in enumerate(sources) if s.linear]
     if hdr:
         rest = tune_sources([sources[k] for k in hdr], recipe, scorer, crops=crops, seed=seed,
@@ -271,33 +276,36 @@ def finish_best(
 
 
 def finish_predicted(
-    climb: Climb, full: Source, recipe: Recipe, predicted: list[dict[str, float]], chosen: int | None,
-    scorer: Scorer, *, crops: int = 2, seed: int = 0,
+    climb: Climb | None, full: Source, recipe: Recipe, predicted: list[dict[str, float]], chosen: int | None,
+    scorer: Scorer, *, crops: int = 2, seed: int = 0, predict_seconds: float = 0.0,
 ) -> tuple[torch.Tensor, TuneResult]:
     """Finish a climb that started from a predictor's values ``predicted`` (one dict per stage of
     ``recipe``; ``chosen``: the stage a ``select = "best"`` predictor chose, climbed alone) on a
-    copy of the photo ``full`` (or on ``full`` itself): keep whichever of prediction and refinement
-    has the better headline score, the whole photo as ``enhance score`` takes it (both rendered on
-    the photo at detail scale, long side ``DETAIL``, which the scorer's 224-pixel view cannot tell
-    from the full render of pointwise and scale-relative operators), render only that one at full
-    resolution, and return the input unchanged when its objective there does not rise above the
-    input's. The record holds both parameter sets: ``predicted`` and ``ops`` (the ones returned)."""
+    copy of the photo ``full`` (or on ``full`` itself); ``climb`` None: no refining steps, the
+    prediction alone. Keep whichever of prediction and refinement has the better headline score,
+    the whole photo as ``enhance score`` takes it (both rendered on the photo at detail scale, long
+    side ``DETAIL``, which the scorer's 224-pixel view cannot tell from the full render of
+    pointwise and scale-relative operators), render only that one at full resolution, and return
+    the input unchanged when its objective there does not rise above the input's. The record holds
+    both parameter sets: ``predicted`` and ``ops`` (the ones returned)."""
     t0 = time.perf_counter()
-    climbed = climb.recipe
+    climbed = recipe if chosen is None else recipe.alone(chosen)
     start = params_from_values(climbed, [predicted[chosen]] if chosen is not None else predicted, full.image.device)
-    same = climb.steps == 0 or all(torch.allclose(a[k], b[k], atol=1e-6) for a, b in zip(start, climb.params) for k in a)
-    sample = resize_long(climb.source.image, DETAIL)
-    tried = []
-    for name, params in [("prediction", start)] + ([] if same else [("refinement", climb.params)]):
-        tried.append((photo_score(scorer, render(sample, climbed, params).clamp_(0, 1)), name, params))
-    _, name, params = max(tried, key=lambda r: r[0].mean)  # ties: the prediction
+    params, name, tried = start, "prediction", ""
+    if climb is not None and not all(torch.allclose(a[k], b[k], atol=1e-6) for a, b in zip(start, climb.params) for k in a):
+        sample = resize_long(climb.source.image, DETAIL)
+        scores = {n: photo_score(scorer, render(sample, climbed, p).clamp_(0, 1)).mean
+                  for n, p in (("prediction", start), ("refinement", climb.params))}
+        if scores["refinement"] > scores["prediction"]:
+            params, name = climb.params, "refinement"
+        tried = f" (whole-photo score at detail scale: prediction {scores['prediction']:.3f}, " \
+                f"refinement {scores['refinement']:.3f})"
     output = full_render(full, climbed, params)
     before_full, score_before = scored_views(full.plain, climbed, scorer, crops=crops, seed=seed)
     after_full, score_after = scored_views(output, climbed, scorer, crops=crops, seed=seed)
     kept = after_full.mean <= before_full.mean
-    scores = ", ".join(f"{n} {s.mean:.3f}" for s, n, _ in tried)
     note = (f"the {name} did not score above the input on the full render; the input is returned unchanged"
-            if kept else f"{name} kept (whole-photo score at detail scale: {scores})")
+            if kept else f"{name} kept{tried}")
     if chosen is not None:
         note += f"; {recipe.stages[chosen].op.name} chosen by the predictor"
 
@@ -308,14 +316,17 @@ def finish_predicted(
         ops[chosen] = ops_record(climbed, values)[0]
         return ops
 
+    objective: dict[str, dict[str, Opinion]] = {"before": {"full": before_full}, "after": {"full": after_full}}
+    if climb is not None:
+        objective["before"]["proxy"], objective["after"]["proxy"] = climb.before, climb.after
     result = TuneResult(
         ops=record(params), predicted=record(start),
-        score={"before": score_before, "after": score_before if kept else score_after},
-        objective={"before": {"proxy": climb.before, "full": before_full},
-                   "after": {"proxy": climb.after, "full": after_full}},
-        steps=climb.steps, evaluations=climb.evaluations + len(tried), optimizer=climb.optimizer, seed=seed,
-        kept_input=kept, note=note, history=climb.history,
-        seconds={"tune": round(climb.seconds, 3), "render": round(time.perf_counter() - t0, 3)},
+        score={"before": score_before, "after": score_before if kept else score_after}, objective=objective,
+        steps=climb.steps if climb else 0, evaluations=(climb.evaluations + 2 if climb else 0) + 2,
+        optimizer=climb.optimizer if climb else "prediction", seed=seed, kept_input=kept, note=note,
+        history=climb.history if climb else [],
+        seconds={"tune": round(predict_seconds + (climb.seconds if climb else 0.0), 3),
+                 "render": round(time.perf_counter() - t0, 3)},
         hdr_scale=full.hdr_scale,
     )
     return full.plain.clone() if kept else output, result

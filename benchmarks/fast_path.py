@@ -1,0 +1,101 @@
+"""The fast path of issue 23, timed as a user meets it: process start to file written.
+
+Builds (in a temporary folder, never in the repository) a 12-megapixel JPEG by upscaling a Kodak
+photo and a folder of one-megapixel JPEGs, then runs the commands below as subprocesses and
+reports each one's wall time and the stages its sidecars record (read: the proxy or the photo
+decoded; tune: prediction and climb; render: the choice, the full render and its scores; write:
+encoding and the input's hash; wait: for the full decode of the JPEG after the climb; start: the
+rest, chiefly importing torch and loading the scorer).
+
+    python benchmarks/fast_path.py [--op-predictor FILE] [--repeat 1] [--batch-photos 8]
+
+``--op-predictor``: a predictor for ``--op tonemap`` (the operator alone), none being shipped;
+without it the ``--op tonemap`` rows climb from the identity as `tune` does then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from common import KODAK, need
+
+ENHANCE = [sys.executable, "-m", "cli"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(args: list[str]) -> float:
+    """Wall seconds of ``enhance ARGS`` (SystemExit when it fails)."""
+    t0 = time.perf_counter()
+    done = subprocess.run(ENHANCE + args, cwd=REPO, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"enhance {' '.join(args)} failed:\n{done.stderr}")
+    return seconds
+
+
+def stages(sidecar: Path, wall: float) -> str:
+    record = json.loads(sidecar.read_text())
+    s = record["seconds"]
+    start = wall - sum(s.values())
+    return (f"start {start:.2f}, read {s['read']:.2f}, wait {s.get('wait', 0):.2f}, tune {s['tune']:.2f}, render {s['render']:.2f}, "
+            f"write {s['write']:.2f} ({record['steps']} steps, {record['note'][:60]})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--op-predictor", help="a predictor file for --op tonemap")
+    parser.add_argument("--source", default="kodim05.png")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--batch-photos", type=int, default=8)
+    parser.add_argument("--only", help="only the rows whose label contains this")
+    args = parser.parse_args()
+    need(KODAK)
+    op_predictor = ["--predictor", str(Path(args.op_predictor).resolve())] if args.op_predictor else []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        big = folder / "big.jpg"
+        photo = Image.open(KODAK / args.source).convert("RGB")
+        photo.resize((4242, 2828), Image.LANCZOS).save(big, quality=92)  # 12.0 megapixels
+        small = folder / "mp1"
+        small.mkdir()
+        for i, path in enumerate(sorted(KODAK.glob("*.png"))[: args.batch_photos]):
+            im = Image.open(path).convert("RGB")
+            size = (1224, 816) if im.width > im.height else (816, 1224)  # 1.0 megapixel
+            im.resize(size, Image.LANCZOS).save(small / f"{i}.jpg", quality=92)
+        rows = [
+            ("tune --op tonemap (default)", ["tune", str(big), "--op", "tonemap", *op_predictor]),
+            ("tune --op tonemap --steps 0", ["tune", str(big), "--op", "tonemap", "--steps", "0", *op_predictor]),
+            ("tune --op tonemap --no-predict", ["tune", str(big), "--op", "tonemap", "--no-predict"]),
+            ("tune --recipe tonemap (default)", ["tune", str(big), "--recipe", "tonemap"]),
+            ("tune --recipe tonemap --steps 0", ["tune", str(big), "--recipe", "tonemap", "--steps", "0"]),
+            ("tune --recipe auto", ["tune", str(big), "--recipe", "auto"]),
+        ]
+        for label, command in rows:
+            if args.only and args.only not in label:
+                continue
+            for _ in range(args.repeat):
+                out = folder / "out.jpg"
+                wall = run([*command, "-o", str(out), "--force"])
+                print(f"{label}: {wall:.1f} s  [{stages(Path(f'{out}.json'), wall)}]", flush=True)
+        for label, extra in (("batch --op tonemap", op_predictor), ("batch --op tonemap --no-predict", ["--no-predict"])):
+            if args.only and args.only not in label:
+                continue
+            outdir = folder / f"batch{len(extra)}"
+            wall = run(["batch", str(small), "-o", str(outdir), "--op", "tonemap", "--quiet", *extra])
+            records = [json.loads(line) for line in (outdir / "manifest.jsonl").read_text().splitlines()]
+            done = [r for r in records if r["status"] == "done"]
+            mean = {k: sum(r["seconds"][k] for r in done) / len(done) for k in ("read", "tune", "render", "write")}
+            print(f"{label}: {len(done)} one-megapixel photos in {wall:.1f} s = {len(done) / wall:.2f} photos/s "
+                  f"(per photo: " + ", ".join(f"{k} {v:.2f}" for k, v in mean.items()) + ")", flush=True)
+
+
+if __name__ == "__main__":
+    main()
