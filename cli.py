@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 
-REFINE_STEPS = 5  # refining steps after a prediction (benchmarks/RESULTS.md, "Fast path": chosen on training photos)
+REFINE_STEPS = 10  # refining steps after a prediction (benchmarks/RESULTS.md, "Fast path": chosen on training photos)
 
 
 def _fail(message: str) -> NoReturn:

@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--predictor", help="predictor file (default: the shipped one for the recipe)")
     parser.add_argument("--steps", default="0,2,5,10,20", help="refining step counts to compare")
     parser.add_argument("--sources", type=int, default=6, help="how many training sources (evenly spread)")
+    parser.add_argument("--names", help="these training sources instead (comma-separated, e.g. kodim08.png)")
     parser.add_argument("--only", help="only the degradations whose name contains this")
     parser.add_argument("--json", help="write every case's figures here")
     args = parser.parse_args()
@@ -55,7 +56,10 @@ def main() -> None:
     if predictor is None:
         raise SystemExit(f"no predictor for recipe {args.recipe!r}")
     sources = training_sources(scorer.meta)
-    sources = [sources[round(i * (len(sources) - 1) / max(args.sources - 1, 1))] for i in range(args.sources)]
+    if args.names:
+        sources = [p for p in sources if p.name in args.names.split(",")]
+    else:
+        sources = [sources[round(i * (len(sources) - 1) / max(args.sources - 1, 1))] for i in range(args.sources)]
     counts = [int(s) for s in args.steps.split(",")]
     rows = []
     for path in sources:
