@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
+from enhance import lut
 from enhance.io import WRITE_EXTENSIONS, Photo, read, write, write_json
 from enhance.outputs import check_image_name, check_writes
 from enhance.recipe import Recipe
@@ -123,8 +124,12 @@ def tune_file(
 
 def photo_source(photo: Photo, device: torch.device) -> Source:
     """``photo`` as the engine takes it, with its code values' count when it holds 8 or 16 bits."""
-    levels = {8: 256, 16: 65536}.get(photo.bit_depth)
-    return Source.of(photo.image.to(device), photo.linear, levels=None if photo.linear else levels)
+    return Source.of(photo.image.to(device), photo.linear, levels=_levels(photo))
+
+
+def _levels(photo: Photo) -> int | None:
+    """How many code values each sample of a display-referred 8- or 16-bit photo has (None otherwise)."""
+    return None if photo.linear else {8: 256, 16: 65536}.get(photo.bit_depth)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -163,11 +168,13 @@ def apply_file(src: str | Path, out: str | Path, params_file: str | Path, *, for
     photo = read(src)
     if photo.linear:
         check_hdr(recipe)
-    source = Source.of(photo.image, photo.linear, None if scale is None else float(scale))
+    source = Source.of(photo.image, photo.linear, None if scale is None else float(scale), levels=_levels(photo))
     if record.get("kept_input", False):
         image = source.plain
-    else:
-        image = render(source.image, recipe, params_from_values(recipe, values), linear=source.linear).clamp_(0, 1)
+    else:  # 8- and 16-bit photos: pointwise operators through enhance.lut's tables
+        image = (lut.render(source.image, recipe, params_from_values(recipe, values), levels=source.levels)
+                 if source.levels else
+                 render(source.image, recipe, params_from_values(recipe, values), linear=source.linear)).clamp_(0, 1)
     if not torch.isfinite(image).all():
         raise ValueError(f"{params_file}: its values overflow on {src} (the result holds NaN/Inf)")
     write(out, image, like=photo, bit_depth=bit_depth)
