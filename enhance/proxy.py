@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from enhance.io import ImageError, read
+from enhance.io import MAX_BYTES, ImageError, read
 from enhance.render import resize_long
 
 
@@ -43,6 +44,13 @@ def read_proxy(path: str | os.PathLike[str], long_side: int, *, max_pixels: int 
     naming the file for anything ``enhance.io.read`` would refuse (``max_pixels`` as there); other
     formats than JPEG are read in full."""
     name = os.fspath(path)
+    try:
+        info = os.stat(name)
+        readable = stat.S_ISREG(info.st_mode) and info.st_size <= MAX_BYTES
+    except OSError:
+        readable = False
+    if not readable:  # a FIFO would block Image.open: io.read refuses it (and the rest) in one line
+        return resize_long(read(name, max_pixels=max_pixels).image, long_side)
     try:
         with Image.open(name) as im:
             if im.format != "JPEG" or im.mode not in ("RGB", "L"):

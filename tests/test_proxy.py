@@ -89,3 +89,13 @@ def test_bad_files_name_the_file(tmp_path: Path) -> None:
         read_proxy(save_jpeg(tmp_path / "big.jpg", structured(h=300, w=400)), 256, max_pixels=1000)
     with pytest.raises(ImageError, match="no such file"):
         read_proxy(tmp_path / "missing.jpg", 256)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    """Image.open would block on a FIFO until something writes to it: io.read's refusal instead."""
+    import os
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="not a regular file"):
+        read_proxy(fifo, 512)
