@@ -164,7 +164,7 @@ def opencv(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def clip(radiance: torch.Tensor) -> torch.Tensor:
-    """Plain clip after auto-exposure: the tuner's "before"."""
+    """Plain clip after auto-exposure."""
     return display(radiance * hdr_scale(radiance))
 
 
