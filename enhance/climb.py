@@ -133,7 +133,7 @@ class Objective:
     @torch.no_grad()
     def before(self, i: int, dist0: torch.Tensor) -> Opinion:
         """Photo ``i``'s input on the tuning views: ``dist0`` (the pipeline at its start) for a
-        photo; for HDR radiance, whose pipeline start is not the input, its plain display encoding's."""
+        photo; for HDR radiance, whose pipeline start need not be the input, its rendering before tuning."""
         source = self.sources[i]
         if not source.linear:
             return Opinion.of(dist0)
