@@ -1,13 +1,19 @@
-"""What each EfficientNet-Lite backbone costs: the scorer's forward pass (`enhance score`), a tuning
-step (forward and backward to the input), a training step of the last blocks on cached activations
-and the caching pass, per image, with the size of its fp16 weights file.
+"""What each EfficientNet-Lite backbone costs and what its features are worth.
 
-    python benchmarks/backbones.py [--threads 2] [--batch 8] [--json benchmarks/results/backbones.json]
+Cost: the scorer's forward pass (`enhance score`), a tuning step (forward and backward to the
+input), a training step of the trained blocks and the head on cached activations, and the caching
+pass, per image, with the size of its fp16 weights file. CPU milliseconds per image (the process's
+CPU time, all threads: on a machine shared with other jobs it tracks the work far better than wall
+time does), medians of ``--repeats`` runs after one warm-up, at each backbone's input size. The
+training cut freezes the first half of the blocks, as configs/default.toml does for Lite0 (8 of 16).
 
-Costs are CPU milliseconds per image (the process's CPU time, all threads: on a machine shared
-with other jobs it tracks the work far better than wall time does), medians of ``--repeats`` runs
-after one warm-up, at each backbone's input size. The cut for training is the one
-configs/default.toml uses for Lite0 (all blocks but the last frozen).
+Worth (``--probe DATA``, a folder holding clive/ and biq2021/): a linear probe, ridge regression
+from the mean- and std-pooled ImageNet features (no training of the network) to the opinion
+scores, fitted on CLIVE's training split plus ``--probe-images`` photos of BIQ2021's training part
+and measured (SRCC) on CLIVE's validation split and on BIQ2021's validation part, the splits of
+configs/default.toml. BIQ2021's Test split is not touched.
+
+    python benchmarks/backbones.py --batch 4 --repeats 2 --probe DATA --json benchmarks/results/backbones.json
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from common import save_json
@@ -41,7 +49,7 @@ def measure(name: str, batch: int, repeats: int) -> dict:
     size = model.spec.input_size
     blocks = len(model.features._blocks)  # type: ignore[arg-type]
     x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
-    early, late = model.split(blocks - 1)
+    early, late = model.split(blocks // 2)
     with torch.no_grad():
         cached = early(x)
 
@@ -54,7 +62,7 @@ def measure(name: str, batch: int, repeats: int) -> dict:
         model(image).sum().backward()
 
     def train_step() -> None:
-        late(cached).sum().backward()
+        model.predict(late(cached)).sum().backward()
 
     def cache_pass() -> None:
         with torch.no_grad():
@@ -66,8 +74,75 @@ def measure(name: str, batch: int, repeats: int) -> dict:
         size_mb = os.path.getsize(path) / 2**20
     return {"input_size": size, "blocks": blocks, "weights_MiB_fp16": round(size_mb, 2),
             "score_ms": per_image(score, batch, repeats), "tune_step_ms": per_image(tune_step, batch, repeats),
-            "train_step_last_block_ms": per_image(train_step, batch, repeats),
+            "train_step_ms": per_image(train_step, batch, repeats),
             "cache_pass_ms": per_image(cache_pass, batch, repeats)}
+
+
+def probe_data(root: str, images: int) -> tuple[list, list]:
+    """(fit, measure): lists of (dataset kind, samples): CLIVE's training split and ``images`` photos
+    of BIQ2021's training part to fit; CLIVE's validation split and BIQ2021's validation part (at
+    most ``images`` // 2) to measure."""
+    from nima.training import load_data, read_config
+
+    config = read_config(str(Path(__file__).parent.parent / "configs" / "default.toml"), data_root=root, pristine=[])
+    data = load_data(config)
+    rng = np.random.default_rng(0)
+
+    def some(samples: list, n: int) -> list:
+        return [samples[i] for i in sorted(rng.choice(len(samples), min(n, len(samples)), replace=False))]
+
+    fit, measure_ = [], []
+    for kind, train, val in zip(data.kinds, data.train, data.val):
+        fit.append((kind, train if kind == "clive" else some(train, images)))
+        measure_.append((kind, val if kind == "clive" else some(val, images // 2)))
+    return fit, measure_
+
+
+def pooled_features(name: str, samples: list, batch: int) -> np.ndarray:
+    """(N, 2 x channels) mean- and std-pooled ImageNet features of the whole image at the input size."""
+    from torch.utils.data import DataLoader
+
+    from nima import NIMA
+    from nima.data import ImageRatings
+
+    model = NIMA(name, pretrained=True).eval()
+    loader = DataLoader(ImageRatings(samples, train=False, size=model.spec.input_size), batch_size=batch)
+    out = []
+    with torch.no_grad():
+        for images, _ in loader:
+            f = model.features((images - model.norm_mean) / model.norm_std)
+            out.append(torch.cat([f.mean((2, 3)), f.std((2, 3))], 1).numpy())
+    return np.concatenate(out)
+
+
+def ridge_srcc(fit: list[tuple[np.ndarray, np.ndarray]], measure_: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+    """Fit one ridge regression on every (features, scores) pair of ``fit`` (each dataset's scores
+    standardised within itself, as their scales differ), the penalty chosen by 5-fold
+    cross-validation on the fit set; SRCC on each pair of ``measure_``."""
+    from scipy.stats import spearmanr
+
+    x = np.concatenate([f for f, _ in fit])
+    y = np.concatenate([(s - s.mean()) / s.std() for _, s in fit])
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = (x - mu) / sd
+
+    def solve(a: np.ndarray, b: np.ndarray, lam: float) -> np.ndarray:
+        return np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ b)
+
+    folds = np.arange(len(z)) % 5
+    np.random.default_rng(0).shuffle(folds)
+    best = min((10.0**k for k in range(0, 6)), key=lambda lam: sum(
+        np.mean((z[folds == k] @ solve(z[folds != k], y[folds != k], lam) - y[folds == k]) ** 2) for k in range(5)))
+    w = solve(z, y, best)
+    return [float(spearmanr(((f - mu) / sd) @ w, s)[0]) for f, s in measure_]
+
+
+def probe(name: str, fit: list, measure_: list, batch: int) -> dict:
+    def feats(parts: list) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(pooled_features(name, samples, batch), np.array([s.mean for s in samples])) for _, samples in parts]
+
+    srcc = ridge_srcc(feats(fit), feats(measure_))
+    return {f"probe_srcc_{kind}": value for (kind, _), value in zip(measure_, srcc)}
 
 
 def main() -> None:
@@ -75,15 +150,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--probe", metavar="DATA", help="also fit the linear probe on clive/ and biq2021/ under DATA")
+    parser.add_argument("--probe-images", type=int, default=1000, help="BIQ2021 training photos the probe fits on")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     figures = {"threads": args.threads, "batch": args.batch, "load_average": os.getloadavg()}
+    parts = probe_data(args.probe, args.probe_images) if args.probe else None
     for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
-        figures[name] = measure(name, args.batch, args.repeats)
-        f = figures[name]
+        figures[name] = f = measure(name, args.batch, args.repeats)
+        if parts:
+            f.update(probe(name, *parts, batch=32))
         print(f"| {name} | {f['input_size']} | {f['weights_MiB_fp16']:.1f} MiB | {f['score_ms']:.0f} | "
-              f"{f['tune_step_ms']:.0f} | {f['train_step_last_block_ms']:.0f} | {f['cache_pass_ms']:.0f} |", flush=True)
+              f"{f['tune_step_ms']:.0f} | {f['train_step_ms']:.0f} | {f['cache_pass_ms']:.0f} |"
+              + "".join(f" {f[k]:.3f} |" for k in f if k.startswith("probe_")), flush=True)
     save_json(args.json, figures)
 
 

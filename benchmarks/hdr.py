@@ -164,7 +164,7 @@ def opencv(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def clip(radiance: torch.Tensor) -> torch.Tensor:
-    """Plain clip after auto-exposure: the tuner's "before"."""
+    """Plain clip after auto-exposure."""
     return display(radiance * hdr_scale(radiance))
 
 
@@ -268,7 +268,7 @@ def main() -> None:
     ap.add_argument("--fidelity", help="tune at these structural-fidelity weights (comma-separated; default: the recipe's)")
     ap.add_argument("--local", action="store_true", help="also tune `tonemap_local`")
     ap.add_argument("--weights", help="scorer weights (default: the shipped ones)")
-    ap.add_argument("--csv", type=Path, help="write per-scene figures here")
+    ap.add_argument("--csv", type=Path, help="write per-scene figures here (after every scene)")
     ap.add_argument("--ceiling", action="store_true",
                     help="only `tonemap` fitted to each target by PSNR: what the operator can reach")
     ap.add_argument("--spread", action="store_true",
@@ -332,14 +332,14 @@ def main() -> None:
                              "n": round(float(quality.n), 4), "q": round(float(quality.q), 4),
                              "score": round(predicted(scorer, out, curve), 4), "seconds": round(secs, 2)})
             mine = [r for r in rows if r["scene"] == path.stem and r["construction"] == construction]
+            if args.csv:  # rewritten after every scene, so that an interrupted run keeps what it measured
+                with open(args.csv, "w", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                    writer.writeheader()
+                    writer.writerows(rows)
             best = max(mine, key=lambda r: r["psnr"])
             print(f"{path.stem} {construction}: best PSNR {best['method']} {best['psnr']}; "
                   + ", ".join(f"{r['method']} {r['psnr']}" for r in mine if r["method"] in tuned), flush=True)
-    if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
     n = len({r["scene"] for r in rows})
     print(f"\n{n} {args.source} photos x {len(constructions)} constructions; weights {scorer.weights}; "
           f"`OMP_NUM_THREADS=2 python benchmarks/hdr.py {' '.join(sys.argv[1:])}`\n")

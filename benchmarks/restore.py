@@ -7,10 +7,16 @@ contrast, plus denoise on the noisy photos) and by classic auto-enhancers, and e
 independent check scores the tuned outputs with measures the tuner never climbed: BRISQUE and,
 when given, a second scorer (``--check-weights``).
 
-By default only the sources held out of the scorer's training are used (the weights record
-them); ``--all`` uses the 24 photos.
+By default only the Kodak sources held out of the scorer's training are used (the weights record
+them); ``--all`` uses the 24 photos. ``--biq2021 DATA`` (a folder holding ``biq2021/``) adds a
+second collection: the 30 best-rated photos of BIQ2021's Test split, which no training sees
+(``benchmarks/sources/biq2021-test-best.csv``, checked by eye for defects), reported beside Kodak.
 
-    python benchmarks/restore.py --workers 2 --single --climb \
+For every case where ``enhance auto`` does not improve the photo by more than -0.5 dB, the table
+says whether the scorer it climbed rates the clean photo above the tuned output (then the climb,
+the operators' ranges or the identity pull fell short) or below it (then the scorer is wrong).
+
+    python benchmarks/restore.py --workers 2 --biq2021 DATA --single --climb \
         --check-weights runs/nima_rank_from_imagenet.pt --json benchmarks/results/restore.json
 """
 
@@ -115,9 +121,9 @@ class _Brisque:
         return float(self.model.score((np.clip(x, 0, 1) * 255).astype(np.uint8)))
 
 
-def run_case(args: tuple[str, str, str | None, str | None, int | None, bool, bool]) -> dict:
+def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool, bool]) -> dict:
     """Degrade one source one way; restore it every way; measure against the pristine."""
-    path, degradation, weights, check_weights, steps, single, climb = args
+    collection, path, degradation, weights, check_weights, steps, single, climb = args
     import torch
     from skimage.metrics import peak_signal_noise_ratio as psnr
     from skimage.metrics import structural_similarity as ssim
@@ -142,7 +148,11 @@ def run_case(args: tuple[str, str, str | None, str | None, int | None, bool, boo
         seconds[name] = time.perf_counter() - t0
         tuned_ops[name] = {"ops": result.ops, "kept_input": result.kept_input}
         outputs[name] = quantise(to_array(tuned))
-    row: dict = {"source": Path(path).name, "degradation": degradation, "seconds": seconds, "methods": {}}
+    row: dict = {"collection": collection, "source": Path(path).name, "degradation": degradation,
+                 "seconds": seconds, "methods": {}}
+    with torch.no_grad():
+        row["scorer_clean"] = float(scorer.mean(to_tensor(pristine)))
+        row["scorer_auto"] = float(scorer.mean(to_tensor(outputs["enhance auto"])))
     base_psnr = psnr(pristine, degraded, data_range=1.0)
     brisque = _Brisque() if _has_brisque() else None
     check = load_scorer(check_weights) if check_weights else None
@@ -190,7 +200,31 @@ def moved(entry: dict) -> str:
     return "+".join(names) or "none"
 
 
+def short_cases(rows: list[dict], floor: float = -0.5) -> list[str]:
+    """One line per case where ``enhance auto`` lost more than ``floor`` dB, saying which is at fault."""
+    lines = []
+    for r in rows:
+        gain = r["methods"]["enhance auto"]["gain"]
+        if gain < floor:
+            fault = ("the scorer rates the clean photo above the output: the climb, ranges or pull fell short"
+                     if r["scorer_clean"] > r["scorer_auto"] else
+                     "the scorer rates the output above the clean photo: the scorer is wrong")
+            lines.append(f"  {r['source']}, {r['degradation']}: {gain:+.2f} dB "
+                         f"(scores clean {r['scorer_clean']:.3f}, output {r['scorer_auto']:.3f}): {fault}")
+    return lines
+
+
 def summarise(rows: list[dict]) -> str:
+    collections = list(dict.fromkeys(r.get("collection", "kodak") for r in rows))
+    parts = []
+    for c in collections:
+        group = [r for r in rows if r.get("collection", "kodak") == c]
+        sources = len({r["source"] for r in group})
+        parts.append(f"### {c}: {sources} held-out sources, {len(group)} cases\n\n" + summarise_one(group))
+    return "\n\n".join(parts)
+
+
+def summarise_one(rows: list[dict]) -> str:
     methods = list(rows[0]["methods"])
     lines = ["| degradation | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     groups = {d: [r for r in rows if r["degradation"] == d] for d in DEGRADATIONS}
@@ -217,6 +251,9 @@ def summarise(rows: list[dict]) -> str:
         for d, group in [(d, g) for d, g in groups.items() if g]:
             counts = Counter(moved(r["methods"]["enhance auto"]) for r in group)
             lines.append(f"  {d}: " + ", ".join(f"{op} {n}" for op, n in counts.most_common()))
+    short = short_cases(rows) if "scorer_clean" in rows[0] else []
+    lines.append(f"enhance auto: {len(short)} cases lost more than 0.5 dB" + (":" if short else ""))
+    lines += short
     secs = [r["seconds"]["enhance auto"] for r in rows]
     lines.append(f"enhance auto: {np.mean(secs):.1f} s per image on average (one thread per worker)")
     return "\n".join(lines)
@@ -231,6 +268,8 @@ def main() -> None:
     parser.add_argument("--single", action="store_true", help="also tune the one operator that fits each degradation")
     parser.add_argument("--climb", action="store_true",
                         help="also tune the climbing test's global operator (exposure, levels, contrast; + denoise)")
+    parser.add_argument("--biq2021", metavar="DATA",
+                        help="a folder holding biq2021/: adds the 30 best-rated photos of its Test split")
     parser.add_argument("--only", help="only the degradations whose name contains this (e.g. noise)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", help="write every case's figures here")
@@ -239,10 +278,15 @@ def main() -> None:
     from nima import load_scorer
 
     meta = load_scorer(args.weights).meta
-    sources = sorted(KODAK.glob("*.png")) if args.all else heldout_sources(meta)
+    sources = [("kodak", str(s)) for s in (sorted(KODAK.glob("*.png")) if args.all else heldout_sources(meta))]
+    if args.biq2021:
+        from nima.sources import pristine_paths
+
+        listed = pristine_paths([str(Path(__file__).parent / "sources" / "biq2021-test-best.csv")], args.biq2021)
+        sources += [("biq2021", s) for s in listed]
     chosen = [d for d in DEGRADATIONS if args.only is None or args.only in d]
-    cases = [(str(s), d, args.weights, args.check_weights, args.steps, args.single, args.climb)
-             for s in sources for d in chosen]
+    cases = [(c, s, d, args.weights, args.check_weights, args.steps, args.single, args.climb)
+             for c, s in sources for d in chosen]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(run_case, cases))

@@ -135,8 +135,9 @@ class Objective:
     @torch.no_grad()
     def before(self, i: int, dist0: torch.Tensor) -> Opinion:
         """Photo ``i``'s input on the tuning views: ``dist0`` (the pipeline at its start) for a
-        photo climbing from the identity; for HDR radiance, whose pipeline start is not the input,
-        and for a climb from other start values, the views of the input as displayed."""
+        photo climbing from the identity; for HDR radiance, whose pipeline start need not be the input,
+        its rendering before tuning, and for a climb from other start values, the views of the input
+        as displayed."""
         source, recipe = self.sources[i], self.recipes[i]
         if not source.linear and all(st.start == identity for st, identity in zip(recipe.stages, identity_values(recipe))):
             return Opinion.of(dist0)

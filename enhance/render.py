@@ -1,5 +1,5 @@
 """Pipelines at any size: the differentiable torch render, the tiled full-resolution render, and
-what HDR input needs before it (the key-value gain, the plain display encoding).
+what HDR input needs before it (the key-value gain, its rendering before tuning).
 
 Images between operators are sRGB-encoded floats in [0,1]; HDR input is linear scene radiance
 until its first operator (a tone-mapping one, ``op.hdr``) encodes it for display.
@@ -86,14 +86,22 @@ def display(radiance: torch.Tensor) -> torch.Tensor:
     return linear_to_srgb(radiance.clamp(0, 1))
 
 
+def as_displayed(radiance: torch.Tensor) -> torch.Tensor:
+    """Pre-scaled HDR radiance (1,3,H,W) as shown before tuning: `tonemap` at its identity, global
+    Reinhard (where tuning starts), rendered in tiles -> (1,3,H,W) sRGB in [0,1]."""
+    recipe = Recipe.from_ops(["tonemap"])
+    return render(radiance, recipe, [recipe.stages[0].op.identity_params()], linear=True).clamp_(0, 1)
+
+
 @dataclass(frozen=True)
 class Source:
     """One photo as the engine works on it, prepared once: ``image`` (1,3,H,W) is sRGB in [0,1], or
     for HDR input (``linear``) the radiance already multiplied by ``hdr_scale``; ``plain`` is the
-    input as displayed (HDR: :func:`display` of the scaled radiance), the baseline every score and
-    the kept-input fallback refer to. ``levels``: the image holds exact codes k / (levels - 1) (256
-    for an 8-bit photo, 65536 for a 16-bit one), so that its full-resolution render may look its
-    pointwise operators up in exact tables (:mod:`enhance.lut`); None when unknown."""
+    input as displayed (HDR: :func:`as_displayed`, global Reinhard, rather than a clip that no one
+    would keep), the baseline every score and the kept-input fallback refer to. ``levels``: the
+    image holds exact codes k / (levels - 1) (256 for an 8-bit photo, 65536 for a 16-bit one), so
+    that its full-resolution render may look its pointwise operators up in exact tables
+    (:mod:`enhance.lut`); None when unknown."""
 
     image: torch.Tensor
     plain: torch.Tensor
@@ -113,7 +121,7 @@ class Source:
             return cls(image, image, levels=levels)
         scale = hdr_scale(image) if scale is None else scale
         image = image * scale
-        return cls(image, display(image), scale)
+        return cls(image, as_displayed(image), scale)
 
 
 def pipeline_halo(recipe: Recipe, params: Params, ref_size: int) -> int:

@@ -68,13 +68,13 @@ def rank_item(title: str, image: torch.Tensor | None, score: FileScore | Mapping
 
 
 def file_item(src: str | os.PathLike[str], out: str | os.PathLike[str], record: Mapping[str, Any]) -> ReportItem:
-    """A tuned photo from its files: input ``src`` (HDR input shown in its plain display encoding),
-    output ``out`` and its sidecar ``record``."""
+    """A tuned photo from its files: input ``src`` (HDR input shown as the tuner displays it before
+    tuning, at the recorded ``hdr_scale``), output ``out`` and its sidecar ``record``."""
     from enhance.io import read
-    from enhance.render import display
+    from enhance.render import Source
 
     photo = read(src)
-    before = display(photo.image) if photo.linear else photo.image
+    before = Source.of(photo.image, True, record.get("hdr_scale")).plain if photo.linear else photo.image
     return tune_item(str(src), before, read(out).image, record)
 
 

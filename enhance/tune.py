@@ -59,7 +59,7 @@ def tune(
     With ``linear``, the image is scene-referred radiance (>= 0, may exceed 1), the first stage
     must be an HDR tone-mapping operator, the radiance is first multiplied by
     :func:`enhance.render.hdr_scale` (recorded as ``hdr_scale``), and "the input" in scores and in
-    the fallback is the plain display encoding (:func:`enhance.render.display`) of the scaled radiance.
+    the fallback is its rendering before tuning (:func:`enhance.render.as_displayed`: global Reinhard).
 
     With the recipe's ``select = "best"``, each stage is tuned alone (with everything else as
     given) and the one whose proxy objective rose most is kept (:func:`finish_best`).

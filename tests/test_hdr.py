@@ -226,7 +226,8 @@ def test_hdr_ops_are_flagged() -> None:
 @pytest.mark.parametrize("name", HDR_OPS)
 def test_linear_output_in_range_and_finite_gradients_at_0_and_1e4(name: str) -> None:
     op = ops.get(name)
-    for i, params in enumerate((op.identity_params(2), random_params(name, 0), random_params(name, 1))):
+    at_bounds = [{p.name: torch.full((2,), bound(p)) for p in op.params} for bound in (lambda p: p.lo, lambda p: p.hi)]
+    for i, params in enumerate((op.identity_params(2), random_params(name, 0), random_params(name, 1), *at_bounds)):
         x = radiance().requires_grad_()
         u = {k: v.clone().requires_grad_() for k, v in params.items()}
         y = op.fn(x, u, linear=True)
@@ -238,7 +239,7 @@ def test_linear_output_in_range_and_finite_gradients_at_0_and_1e4(name: str) -> 
         (y * weight).sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all()
         assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in u.values())
-        if i:  # away from identity every parameter moves the output (at it, tonemap_local's radius does not)
+        if i in (1, 2):  # away from identity every parameter moves the output (at it, tonemap_local's radius does not)
             assert all(t.grad.abs().min() > 0 for t in u.values())
 
 
@@ -268,28 +269,62 @@ def test_linear_keeps_hue_below_clipping(name: str) -> None:
     assert ((ratio.amax(1) - ratio.amin(1)) / ratio.mean(1)).max() < 1e-3
 
 
-def test_identity_is_the_default_curve() -> None:
-    """At their identity parameters both map middle grey to 0.18 at 0.5 display EV per scene EV."""
+def extended_reinhard(y: torch.Tensor, white: float) -> torch.Tensor:
+    """L (1 + L / W**2) / (1 + L), 1 from L = W on: Reinhard et al. 2002, eq. 4."""
+    return torch.where(y < white, y * (1 + y / white**2) / (1 + y), torch.ones_like(y))
+
+
+def greys(levels: torch.Tensor) -> torch.Tensor:
+    """(1,3,1,N) neutral radiance at the given luminances."""
+    return levels.view(1, 1, 1, -1).expand(1, 3, 1, -1)
+
+
+def test_identity_is_global_reinhard() -> None:
+    """At their identity parameters both ops are extended Reinhard with white 2**3.5 on the pre-scaled
+    luminance (key 0.18); highlights = -1 moves the white to 128, +1 to 1 (linear up to white)."""
     x = radiance()
     curve = ops.tonemap(x, ops.get("tonemap").identity_params(2), linear=True)
     local = ops.tonemap_local(x, ops.get("tonemap_local").identity_params(2), linear=True)
     assert (curve - local).abs().max() < 1e-5
-    greys = torch.tensor([0.18 / 4, 0.18, 0.18 * 4]).view(1, 1, 1, 3).expand(1, 3, 1, 3)
-    y = srgb_to_linear(ops.tonemap(greys, ops.get("tonemap").identity_params(1), linear=True))[0, 0, 0]
-    torch.testing.assert_close(y, torch.tensor([0.09, 0.18, 0.36]), atol=2e-3, rtol=0)
+    levels = 0.18 * torch.exp2(torch.linspace(-10, 10, 41))
+    for highlights, white in ((0.0, 2**3.5), (-1.0, 128.0), (1.0, 1.0)):
+        p = ops.get("tonemap").identity_params(1)
+        p["highlights"] = torch.tensor([highlights])
+        shown = srgb_to_linear(ops.tonemap(greys(levels), p, linear=True))[0, 1, 0]
+        torch.testing.assert_close(shown, extended_reinhard(levels, white), atol=2e-5, rtol=1e-4)
+
+
+def test_the_inverse_reinhard_scene_comes_back() -> None:
+    """A photo's luminance pushed through L = Y / (1 - Y) (colour ratios kept) is rendered back to the
+    photo by the curve with the white pushed out (highlights = -1), below the channels' clipping."""
+    photo = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.9
+    y = luminance(photo)
+    scene_ = photo * (1 / (1 - y))
+    p = ops.get("tonemap").identity_params(1)
+    p["highlights"] = torch.tensor([-1.0])
+    back = srgb_to_linear(ops.tonemap(scene_, p, linear=True))
+    kept = photo.amax(1, keepdim=True).expand_as(photo) < 0.95
+    assert (back - photo)[kept].abs().max() < 2e-3
 
 
 def test_linear_parameters_do_what_they_say() -> None:
-    greys = torch.tensor([0.18 / 64, 0.18, 0.18 * 64]).view(1, 1, 1, 3).expand(1, 3, 1, 3)
+    levels = torch.tensor([0.18 / 64, 0.18, 0.18 * 16])  # the bright end below the default white
 
     def show(**values: float) -> torch.Tensor:
         p = ops.get("tonemap").identity_params(1)
         p.update({k: torch.tensor([v]) for k, v in values.items()})
-        return ops.tonemap(greys, p, linear=True)[0, 0, 0]
+        return ops.tonemap(greys(levels), p, linear=True)[0, 0, 0]
 
     base = show()
-    assert show(exposure=1.0)[1] > base[1] and show(shadows=1.0)[0] > base[0] and show(highlights=-1.0)[2] < base[2]
-    assert abs(float(show(shadows=1.0)[2] - base[2])) < 0.02 and abs(float(show(highlights=-1.0)[0] - base[0])) < 0.01
+    assert (show(exposure=1.0) > base).all() and (show(exposure=-1.0) < base).all()
+    # the power about the key: shadows > 0 lifts what lies below middle grey and compresses what lies
+    # above it, < 0 the reverse; the key itself stays
+    assert show(shadows=1.0)[0] > base[0] and show(shadows=1.0)[2] < base[2]
+    assert show(shadows=-1.0)[0] < base[0] and show(shadows=-1.0)[2] > base[2]
+    assert abs(float(show(shadows=1.0)[1] - base[1])) < 1e-5
+    # the white point: highlights move the bright end and barely touch the shadows
+    assert show(highlights=-1.0)[2] < base[2] < show(highlights=1.0)[2]
+    assert abs(float(show(highlights=-1.0)[0] - base[0])) < 0.01
 
 
 def test_local_compression_keeps_local_contrast() -> None:

@@ -3,10 +3,11 @@
 All three work in linear light and scale R, G and B by the same gain, so hue is kept.
 
 ``tonemap`` and ``tonemap_local`` are also HDR operators: with ``linear=True`` they take linear scene
-radiance (>= 0, may exceed 1) and map its log2 luminance to display log2 luminance with a slope below 1
-about middle grey (scene 0.18 -> display 0.18; the tuner pre-scales the radiance so that its log-average
-luminance is 0.18), roll the highlights off smoothly into white and encode to sRGB. At their identity
-parameters the linear paths apply the default curve, 1 display EV per `1 / _HDR_SLOPE` scene EV.
+radiance (>= 0, may exceed 1) whose log-average luminance is middle grey 0.18 (the tuner pre-scales it,
+:func:`enhance.render.hdr_scale`: Reinhard's key), shape its log2 luminance about that key and map the
+result through Reinhard's extended photographic curve L (1 + L / W**2) / (1 + L) into display luminance,
+then encode to sRGB. At their identity parameters the linear paths are global Reinhard (white point
+W = 2**3.5 ~ 11.3 in the units where the key is 0.18).
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ def exposure(image: Tensor, params: dict[str, Tensor], *, ref_size: int | None =
 
 _SHADOW_KNEE = 0.05  # linear luminance where the shadows weight is 1/2 (sRGB ~0.25)
 _SHADOW_EV = 2.0  # shadows = +-1 lifts / crushes the deepest shadows by this many EV
-_GREY = math.log2(0.18)  # middle grey, log2 linear luminance
+_GREY = math.log2(0.18)  # middle grey, log2 linear luminance: the key of the photographic operator
 _HDR_FLOOR = 2.0**-20  # added to scene luminance before log2 (~17.5 EV below grey): finite at 0
-_HDR_SLOPE = 0.5  # default display EV per scene EV: a ~20 EV scene fits the ~10 EV of a display
-_KNEE = 0.7  # display luminance where the highlight shoulder starts (sRGB ~0.85)
+_HDR_WHITE_EV = 3.5  # log2 of the default white point W, in key-relative units (W ~ 11.3: 6 EV over grey)
+_HDR_WHITE_RANGE = 3.5  # highlights = +-1 moves log2 W by this much: W in [1, 128]
+_HDR_CONTRAST_EV = 2.0  # shadows = +-1 sets the power about the key to 2**-+2 (1/4 to 4)
 
 
 def _scene_log_luminance(radiance: Tensor) -> tuple[Tensor, Tensor]:
@@ -45,34 +47,33 @@ def _scene_log_luminance(radiance: Tensor) -> tuple[Tensor, Tensor]:
     return y, torch.log2(y + _HDR_FLOOR)
 
 
-def _shoulder(y: Tensor) -> Tensor:
-    """Display luminance >= 0 -> [0,1): identity up to `_KNEE`, then a tanh roll-off into white (C1)."""
-    top = 1 - _KNEE
-    return torch.where(y > _KNEE, _KNEE + top * torch.tanh((y - _KNEE) / top), y)
+def _white_ev(highlights: Tensor) -> Tensor:
+    """``highlights`` (B,1,1,1) in [-1,1] -> log2 of the white point W (key-relative units): 3.5 at 0,
+    0 at +1 (W = 1: the curve is linear up to white, brightest highlights), 7 at -1 (W = 128: nearly
+    the plain L / (1 + L), most compressed highlights)."""
+    return _HDR_WHITE_EV - _HDR_WHITE_RANGE * highlights
 
 
-def _encode_hdr(radiance: Tensor, y: Tensor, log_display: Tensor) -> Tensor:
-    """Show ``radiance`` (B,3,H,W) of luminance ``y`` at display log2 luminance ``log_display``.
+def _encode_hdr(radiance: Tensor, y: Tensor, log_key: Tensor, white_ev: Tensor) -> Tensor:
+    """Show ``radiance`` (B,3,H,W) of luminance ``y`` (B,1,H,W) whose key-scaled log2 luminance is
+    ``log_key`` (B,1,H,W; log2 L, with L = 0.18 at the scene's key) through extended Reinhard.
 
-    The display luminance is ``y * 2**log_display / (y + floor)`` (so black stays black, with a linear
-    toe below the floor), rolled off by `_shoulder`; the same gain goes to R, G and B (hue kept), then
-    channels are clipped to [0,1] and sRGB-encoded. Returns (B,3,H,W) in [0,1].
+    L is capped at the white point W = 2**white_ev (white_ev (B,1,1,1) >= 0), where the curve reaches
+    1 (so nothing overflows); the display luminance D = L (1 + L / W**2) / (1 + L) in [0,1] goes to R, G
+    and B as the common gain D / (y + floor) (hue kept, black stays black: a linear toe below the
+    floor), then channels are clipped to [0,1] and sRGB-encoded. Returns (B,3,H,W) in [0,1].
     """
-    gain = torch.exp2(log_display) / (y + _HDR_FLOOR)
-    shown = y * gain
-    roll = torch.where(shown > _KNEE, _shoulder(shown) / shown.clamp_min(_KNEE), torch.ones_like(shown))
-    return linear_to_srgb((radiance.clamp_min(0) * gain * roll).clamp(0, 1))
+    big = torch.exp2(torch.minimum(log_key, white_ev))
+    shown = big * (1 + big * torch.exp2(-2 * white_ev)) / (1 + big)
+    return linear_to_srgb((radiance.clamp_min(0) * (shown / (y + _HDR_FLOOR))).clamp(0, 1))
 
 
 def _tonemap_hdr(radiance: Tensor, params: dict[str, Tensor]) -> Tensor:
     ev = params["exposure"].reshape(-1, 1, 1, 1)
-    below = _HDR_SLOPE * torch.exp2(-params["shadows"].reshape(-1, 1, 1, 1))
-    above = _HDR_SLOPE * torch.exp2(params["highlights"].reshape(-1, 1, 1, 1))
+    power = torch.exp2(-_HDR_CONTRAST_EV * params["shadows"].reshape(-1, 1, 1, 1))
     y, log_y = _scene_log_luminance(radiance)
-    t = log_y - _GREY
-    # slope `below` under grey, `above` over it, joined smoothly across ~+-2 EV by t * sigmoid(t ln 2),
-    # whose slope lies in [-0.1, 1.1]: monotone while the slopes differ by less than 10x (here <= 4x)
-    return _encode_hdr(radiance, y, _GREY + ev + below * t + (above - below) * t * torch.sigmoid(t * math.log(2)))
+    # the key (log-average 0.18 after the pre-scale) goes to 0.18 * 2**ev; a power about it sets contrast
+    return _encode_hdr(radiance, y, _GREY + ev + power * (log_y - _GREY), _white_ev(params["highlights"].reshape(-1, 1, 1, 1)))
 
 
 @register_operator(
@@ -81,7 +82,7 @@ def _tonemap_hdr(radiance: Tensor, params: dict[str, Tensor]) -> Tensor:
         ParamSpec("shadows", -1.0, 1.0, 0.0, "", "lift (+) or crush (-) shadows, up to 2 EV at black"),
         ParamSpec("highlights", -1.0, 1.0, 0.0, "", "recover (-) or brighten (+) highlights"),
     ),
-    doc="Tone curve: exposure, shadows and highlights on luminance, hue kept; HDR: log-luminance tone mapping.",
+    doc="Tone curve: exposure, shadows and highlights on luminance, hue kept; HDR: global Reinhard, tuned.",
     hdr=True,
 )
 def tonemap(
@@ -97,11 +98,15 @@ def tonemap(
     curve is monotone for every setting, and 0, 0, 0 is the identity.
     image (B,3,H,W) sRGB in [0,1] -> (B,3,H,W) in [0,1].
 
-    ``linear=True``: ``image`` is scene radiance (B,3,H,W) >= 0 (may exceed 1). With t the scene EV
-    from middle grey (log2 Y - log2 0.18), the display log2 luminance is log2 0.18 + exposure + g(t),
-    g of slope 0.5 * 2**-shadows below grey and 0.5 * 2**highlights above it (smoothly joined), then
-    the highlight shoulder and sRGB encoding (``exposure`` is display EV at grey; shadows > 0 lift,
-    highlights < 0 compress). Monotone in radiance; returns (B,3,H,W) sRGB in [0,1].
+    ``linear=True``: ``image`` is scene radiance (B,3,H,W) >= 0 (may exceed 1) whose log-average
+    luminance is 0.18 (the tuner's pre-scale). Reinhard's photographic operator with three knobs:
+    L = 0.18 * 2**exposure * (Y / 0.18)**p, the key moved by ``exposure`` (EV) and a power
+    p = 2**(-2 * shadows) about it (shadows > 0 lowers contrast, lifting shadows and compressing
+    highlights; < 0 raises it); then extended Reinhard D = L (1 + L / W**2) / (1 + L), the white point
+    W = 2**(3.5 * (1 - highlights)) from 128 (-1, compressed, nearly L / (1 + L)) through 11.3 (0) to 1
+    (+1, linear up to white), L capped at W where D = 1; D goes to R, G, B as a common gain, channels
+    clip at 1, sRGB encoding. Monotone in radiance for every setting (p > 0, W >= 1), black stays black;
+    0, 0, 0 is global Reinhard with white 11.3. Returns (B,3,H,W) sRGB in [0,1].
     """
     if linear:
         return _tonemap_hdr(image, params)
@@ -146,10 +151,12 @@ def tonemap_local(
     image's short side; None: this image's). The change of log luminance is applied as a common gain
     to linear R, G, B. image (B,3,H,W) sRGB in [0,1] -> (B,3,H,W) in [0,1].
 
-    ``linear=True``: ``image`` is scene radiance (B,3,H,W) >= 0. The base of log2(Y) about middle grey
-    is scaled by 0.5 * 4**-compression (compression 1: 1/8, -0.5: 1) and the detail by 0.5 * detail, so
-    (0, 1) is the default global curve and compression > 0 keeps local contrast while it compresses
-    large-scale contrast; then the highlight shoulder and sRGB encoding -> (B,3,H,W) in [0,1].
+    ``linear=True``: ``image`` is scene radiance (B,3,H,W) >= 0 with log-average luminance 0.18 (the
+    tuner's pre-scale). The base of log2(Y) about middle grey is scaled by 4**-compression
+    (compression 1: 1/4, -0.5: 2) and the detail by ``detail``, so compression > 0 keeps local contrast
+    while it compresses large-scale contrast; the result, as key-scaled luminance, goes through
+    `tonemap`'s extended Reinhard curve at its default white point (11.3) and sRGB encoding ->
+    (B,3,H,W) in [0,1]. (0, 1) is global Reinhard, the same curve as `tonemap` at its identity.
     """
     compression = params["compression"].reshape(-1, 1, 1, 1)
     detail = params["detail"].reshape(-1, 1, 1, 1)
@@ -157,8 +164,8 @@ def tonemap_local(
     if linear:
         y, log_y = _scene_log_luminance(image)
         base = guided_filter(log_y, r, _BASE_EPS)
-        base_slope = _HDR_SLOPE * torch.exp2(-2 * compression)
-        return _encode_hdr(image, y, _GREY + base_slope * (base - _GREY) + _HDR_SLOPE * detail * (log_y - base))
+        log_key = _GREY + torch.exp2(-2 * compression) * (base - _GREY) + detail * (log_y - base)
+        return _encode_hdr(image, y, log_key, torch.full_like(compression, _HDR_WHITE_EV))
     lin = srgb_to_linear(image)
     log_y = torch.log2(luminance(lin) + _LOG_EPS)
     base = guided_filter(log_y, r, _BASE_EPS)
