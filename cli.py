@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 import click
 
@@ -219,17 +219,27 @@ def _recipe(ops: tuple[str, ...], recipe: str | None) -> Any:
         _fail(str(exc))
 
 
+def _prediction_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--steps``, ``--no-predict`` and ``--predictor``, shared by tune and batch."""
+    for option in reversed([
+        click.option("--steps", type=click.IntRange(0, 10_000),
+                     help=f"Step budget (default: {REFINE_STEPS} refining a prediction, else the recipe's, 50); "
+                          "0 applies the prediction alone."),
+        click.option("--no-predict", is_flag=True,
+                     help="Climb from the recipe's start values (the identity), not from a prediction."),
+        click.option("--predictor", "predictor_file", type=click.Path(),
+                     help="Parameter predictor file (default: the shipped one trained for the recipe, if any)."),
+    ]):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("src", type=click.Path())
 @click.option("-o", "--out", type=click.Path(), help="Output file (default: <stem>.enhanced<ext> beside the input).")
 @click.option("--op", "ops", multiple=True, help="Operator to tune; repeat for a pipeline (see `enhance recipes`).")
 @click.option("--recipe", help="A shipped recipe's name or a TOML file.")
-@click.option("--steps", type=click.IntRange(0, 10_000),
-              help=f"Step budget (default: {REFINE_STEPS} refining a prediction, else the recipe's, 50); "
-                   "0 applies the prediction alone.")
-@click.option("--no-predict", is_flag=True, help="Climb from the recipe's start values (the identity), not from a prediction.")
-@click.option("--predictor", "predictor_file", type=click.Path(),
-              help="Parameter predictor file (default: the shipped one trained for the recipe, if any).")
+@_prediction_options
 @click.option("--strength", type=click.FloatRange(0, 100), callback=_finite,
               help="Pull toward identity (default: the recipe's).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -436,12 +446,7 @@ def rank(paths: tuple[str, ...], top: int | None, weights: str | None, device: s
 @click.option("--recipe", help="A shipped recipe's name or a TOML file (e.g. a fitted.toml).")
 @click.option("--shared", is_flag=True, help="Fit ONE parameter set to all photos, apply it to each; "
               "writes OUTDIR/fitted.toml.")
-@click.option("--steps", type=click.IntRange(0, 10_000),
-              help=f"Step budget (default: {REFINE_STEPS} refining a prediction, else the recipe's, 50); "
-                   "0 applies the prediction alone.")
-@click.option("--no-predict", is_flag=True, help="Climb from the recipe's start values (the identity), not from a prediction.")
-@click.option("--predictor", "predictor_file", type=click.Path(),
-              help="Parameter predictor file (default: the shipped one trained for the recipe, if any).")
+@_prediction_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
 @click.option("--device", default="auto", show_default=True, callback=_device, help="auto, cpu, cuda or cuda:N.")
