@@ -128,7 +128,7 @@ def predict_params(photo: Any, recipe: Recipe | str, predictor: Predictor | None
     ``enhance.io.Photo``), one dict per stage in human units, as ``enhance.params.params_from_values``
     takes them: what ``tune --steps 0`` applies and where a refining climb starts.
 
-    ``predictor`` defaults to the one shipped for the recipe's name; ValueError when there is none,
+    ``predictor`` defaults to the shipped one trained for the recipe (:func:`find_predictor`); ValueError when there is none,
     when it was trained for other operators or bounds, or for HDR (linear) input, which no
     predictor has been trained on.
     """
@@ -137,7 +137,10 @@ def predict_params(photo: Any, recipe: Recipe | str, predictor: Predictor | None
     if getattr(photo, "linear", False):
         raise ValueError(f"{getattr(photo, 'path', 'photo')}: no parameter predictor for HDR input; tune it instead")
     image = photo.image if hasattr(photo, "image") else photo
-    predictor = predictor or load_predictor(shipped_predictor(recipe.name))
+    predictor = predictor or find_predictor(recipe)
+    if predictor is None:
+        have = sorted(p.stem for p in SHIPPED.glob("*.pt")) if SHIPPED.is_dir() else []
+        raise ValueError(f"no shipped parameter predictor for recipe {recipe.name!r} (shipped: {', '.join(have) or 'none'})")
     check_predictor(predictor, recipe)
     return predict(predictor, image.float())
 
@@ -178,15 +181,6 @@ def _signature(recipe: Recipe) -> str:
     bounds = "; ".join(f"{st.op.name}(" + ", ".join(f"{s.name} {s.lo:g}..{s.hi:g}" for s in st.specs) + ")"
                        for st in recipe.stages)
     return f"{bounds}; select {recipe.select}"
-
-
-def shipped_predictor(name: str) -> Path:
-    """The shipped predictor file of recipe ``name``; ValueError listing those shipped otherwise."""
-    path = SHIPPED / f"{name}.pt"
-    if not path.is_file():
-        have = sorted(p.stem for p in SHIPPED.glob("*.pt")) if SHIPPED.is_dir() else []
-        raise ValueError(f"no shipped parameter predictor for recipe {name!r} (shipped: {', '.join(have) or 'none'})")
-    return path
 
 
 def save_predictor(path: str | Path, predictor: Predictor, meta: dict[str, Any]) -> None:
