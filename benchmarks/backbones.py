@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nima import NIMA
+
 from common import save_json
 
 
@@ -43,7 +45,7 @@ def per_image(fn, images: int, repeats: int) -> float:
 
 
 def measure(name: str, batch: int, repeats: int) -> dict:
-    from nima import NIMA, save_checkpoint
+    from nima import save_checkpoint
 
     model = NIMA(name, pretrained=True).eval()
     size = model.spec.input_size
@@ -98,14 +100,12 @@ def probe_data(root: str, images: int) -> tuple[list, list]:
     return fit, measure_
 
 
-def pooled_features(name: str, samples: list, batch: int) -> np.ndarray:
-    """(N, 2 x channels) mean- and std-pooled ImageNet features of the whole image at the input size."""
+def pooled_features(model: NIMA, samples: list, batch: int) -> np.ndarray:
+    """(N, 2 x channels) mean- and std-pooled features of ``model`` (a NIMA) of the whole image at the input size."""
     from torch.utils.data import DataLoader
 
-    from nima import NIMA
     from nima.data import ImageRatings
 
-    model = NIMA(name, pretrained=True).eval()
     loader = DataLoader(ImageRatings(samples, train=False, size=model.spec.input_size), batch_size=batch)
     out = []
     with torch.no_grad():
@@ -138,8 +138,10 @@ def ridge_srcc(fit: list[tuple[np.ndarray, np.ndarray]], measure_: list[tuple[np
 
 
 def probe(name: str, fit: list, measure_: list, batch: int) -> dict:
+    model = NIMA(name, pretrained=True).eval()
+
     def feats(parts: list) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(pooled_features(name, samples, batch), np.array([s.mean for s in samples])) for _, samples in parts]
+        return [(pooled_features(model, samples, batch), np.array([s.mean for s in samples])) for _, samples in parts]
 
     srcc = ridge_srcc(feats(fit), feats(measure_))
     return {f"probe_srcc_{kind}": value for (kind, _), value in zip(measure_, srcc)}
