@@ -289,7 +289,7 @@ def losses(model: NIMA, late: Callable[[Tensor], Tensor], x: Tensor, dist: Tenso
 
     The groups' scores skip the head's dropout: the hinge compares members of a group, and an
     independent dropout mask per member adds noise to every difference that the hinge can only
-    lower by flattening all scores (a run with it collapsed to one score for every photo).
+    lower by flattening all scores, down to one score for every photo.
     """
     parts = [x] if group is None else [x, group[0].flatten(0, 1)]
     features = late(torch.cat(parts).float().contiguous(memory_format=torch.channels_last))
