@@ -318,7 +318,8 @@ def _predictor(recipe: Any, path: str | None) -> Any:
 
 
 @main.command("train-predictor")
-@click.option("--recipe", default="tonemap", show_default=True, help="A shipped recipe's name or a TOML file.")
+@click.option("--op", "ops", multiple=True, help="Operator to predict; repeat for a pipeline (what `tune --op` climbs).")
+@click.option("--recipe", help="A shipped recipe's name or a TOML file (default: tonemap, when no --op is given).")
 @click.option("--out", type=click.Path(), help="Predictor file (default: <recipe>.predictor.pt here).")
 @click.option("--data", type=click.Path(), default="../shared/data", show_default=True,
               help="Folder holding clive/ and kodak/ (the scorer's validation photos and kodim19-24 are left out).")
@@ -330,23 +331,24 @@ def _predictor(recipe: Any, path: str | None) -> Any:
 @click.option("--device", default="cpu", show_default=True, callback=_device, help="cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue from the run's checkpoint (<out without .pt>.run/state.pt).")
 @click.option("--force", is_flag=True, help="Replace an existing predictor file (a resumed run may always).")
-def train_predictor_cmd(recipe: str, out: str | None, data: str, steps: int, batch: int, lr: float, seed: int,
-                        weights: str | None, device: str, resume: bool, force: bool) -> None:
-    """Train a parameter predictor for a recipe by climbing the frozen scorer through its operators."""
+def train_predictor_cmd(ops: tuple[str, ...], recipe: str | None, out: str | None, data: str, steps: int, batch: int,
+                        lr: float, seed: int, weights: str | None, device: str, resume: bool, force: bool) -> None:
+    """Train a parameter predictor for a recipe (or the --op pipeline) by climbing the frozen scorer
+    through its operators."""
     from tqdm import tqdm
 
     from enhance.outputs import check_writes
     from enhance.predict import PredictorTraining, train_predictor, training_photos
-    from enhance.recipe import as_recipe
 
+    tuned = _recipe(ops, recipe or (None if ops else "tonemap"))
+    name = tuned.name
     try:
-        name = as_recipe(recipe).name
         out = out or f"{name}.predictor.pt"
         check_writes([out], _reads(recipe, weights), force=force or resume)  # before any training
     except ValueError as exc:
         _fail(str(exc))
     scorer = _scorer(weights, device)
-    config = PredictorTraining(recipe, out, steps=steps, batch=batch, lr=lr, seed=seed, resume=resume)
+    config = PredictorTraining(tuned, out, steps=steps, batch=batch, lr=lr, seed=seed, resume=resume)
     try:
         photos = training_photos(data, scorer.meta)
     except ValueError as exc:

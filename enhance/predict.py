@@ -308,7 +308,7 @@ class PredictorTraining:
     """Settings of `train_predictor`. ``clean``: the share of photos left as they are; the others
     get one of the `DEGRADATIONS` at random. ``every``: steps between checkpoints of the run."""
 
-    recipe: str
+    recipe: Recipe | str
     out: str
     steps: int = 1000
     batch: int = 8

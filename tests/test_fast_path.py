@@ -122,10 +122,11 @@ def test_batched_candidates_climb_as_each_alone(tiny_scorer) -> None:  # type: i
         assert batched.after.mean == pytest.approx(single.after.mean, abs=1e-4)
 
 
-@pytest.mark.parametrize("recipe", ["tonemap", "auto"])
-def test_train_predictor_runs_on_a_tiny_configuration(tmp_path: Path, weights_file: str, recipe: str) -> None:
-    """Two steps of `enhance train-predictor` for the shipped recipes on four small photos: a
-    predictor file for the recipe that `tune --predictor` takes."""
+@pytest.mark.parametrize("choice,stages", [(("--recipe", "tonemap"), 2), (("--recipe", "auto"), 5), (("--op", "tonemap"), 1)])
+def test_train_predictor_runs_on_a_tiny_configuration(tmp_path: Path, weights_file: str, choice: tuple[str, str],
+                                                      stages: int) -> None:
+    """Two steps of `enhance train-predictor` for the shipped recipes and for `--op tonemap` on four
+    small photos: a predictor file that `tune --predictor` takes with the same choice."""
     from nima import load_scorer, save_checkpoint
 
     weights = tmp_path / "w.pt"
@@ -136,13 +137,13 @@ def test_train_predictor_runs_on_a_tiny_configuration(tmp_path: Path, weights_fi
     for i, rel in enumerate(["clive/Images/a.jpg", "clive/Images/b.jpg", "clive/Images/c.jpg", "kodak/kodim01.png",
                              "kodak/kodim20.png"]):
         _photo(data / rel, (96, 64), seed=i)
-    out = tmp_path / f"{recipe}.pt"
-    r = _run("train-predictor", "--recipe", recipe, "--out", out, "--data", data, "--steps", "2", "--batch", "2",
+    out = tmp_path / "predictor.pt"
+    r = _run("train-predictor", *choice, "--out", out, "--data", data, "--steps", "2", "--batch", "2",
              "--weights", weights)
     assert r.exit_code == 0, r.output + r.stderr
     assert "3 photos, 2 steps" in r.stdout  # c.jpg (validation) and kodim20 (held out) left out
     src = _photo(tmp_path / "p.png", (96, 64))
-    t = _run("tune", src, "-o", tmp_path / "o.png", "--recipe", recipe, "--predictor", out, "--steps", "0",
+    t = _run("tune", src, "-o", tmp_path / "o.png", *choice, "--predictor", out, "--steps", "0",
              "--weights", weights, "--json")
     assert t.exit_code == 0, t.output + t.stderr
-    assert len(json.loads(t.stdout)["predicted"]) == (2 if recipe == "tonemap" else 5)
+    assert len(json.loads(t.stdout)["predicted"]) == stages
