@@ -4,8 +4,11 @@ Cases: the benchmarks' held-out Kodak photos (kodim19-24) each with one random d
 `enhance.predict.DEGRADATIONS` (seeded), the first ``--clean`` of them as they are too, and the
 first ``--clive`` photos of the scorer's validation split as they are. For each: the mean score on the tuner's views (proxy and two crops,
 seed 0) of the photo, of the predicted parameters, and of a 50-step climb from identity
-(`enhance.climb.climb`), with the time of each (prediction: from the proxy the tuner makes).
+(`enhance.climb.climb`), with the time of each (prediction: from the proxy the tuner makes), and
+the PSNR of the predicted rendering against the photo it was given (on the clean photos: how near
+the identity the prediction stays).
 
+    python benchmarks/predict.py --op tonemap [--predictor FILE] [--clean 6] [--predict-only]
     python benchmarks/predict.py --recipe tonemap [--predictor FILE] [--clean 2] [--clive 0] [--json out.json]
     python benchmarks/predict.py --recipe tonemap --tune-only --json tuned.json   # the climbs alone
     python benchmarks/predict.py --recipe tonemap --tuned tuned.json              # reuse those climbs
@@ -67,8 +70,9 @@ def tuned(image: torch.Tensor, recipe, scorer) -> dict:  # type: ignore[no-untyp
 
 
 def predicted(image: torch.Tensor, recipe, predictor, scorer) -> dict:  # type: ignore[no-untyped-def]
+    from enhance.params import params_from_values
     from enhance.predict import predict_params
-    from enhance.render import resize_long
+    from enhance.render import render, resize_long
 
     proxy = resize_long(image, recipe.proxy)
     predict_params(proxy, recipe, predictor)  # warm-up
@@ -76,13 +80,18 @@ def predicted(image: torch.Tensor, recipe, predictor, scorer) -> dict:  # type: 
     values = predict_params(proxy, recipe, predictor)
     seconds = time.perf_counter() - t0
     start = [dict(st.start) for st in recipe.stages]
+    with torch.no_grad():
+        out = render(image, recipe, params_from_values(recipe, values)).clamp(0, 1)
+    mse = float(((out - image) ** 2).mean())
     return {"input": view_score(image, recipe, start, scorer), "predicted": view_score(image, recipe, values, scorer),
+            "psnr_to_input": 10 * np.log10(1 / mse) if mse > 0 else float("inf"),
             "predict_seconds": seconds, "predicted_values": values}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="tonemap")
+    parser.add_argument("--op", action="append", help="an operator instead of --recipe (repeat for a pipeline), as tune --op")
     parser.add_argument("--predictor", help="predictor file (default: the shipped one for the recipe)")
     parser.add_argument("--clean", type=int, default=2, help="held-out Kodak photos to add as they are")
     parser.add_argument("--clive", type=int, default=0, help="CLIVE validation photos to add")
@@ -98,7 +107,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     scorer = load_scorer()
-    recipe = as_recipe(args.recipe)
+    recipe = as_recipe(args.op or args.recipe)
     rows = {r["case"]: r for r in json.loads(Path(args.tuned).read_text())["rows"]} if args.tuned else {}
     predictor = None if args.tune_only else load_predictor(args.predictor) if args.predictor else find_predictor(recipe)
     if predictor is None and not args.tune_only:
@@ -119,6 +128,10 @@ def main() -> None:
         gains = [r["predicted"] - r["input"] for r in out]
         summary.update(mean_predicted_gain=float(np.mean(gains)), predicted_above_input=int(sum(g > 0 for g in gains)),
                        median_predict_seconds=float(np.median([r["predict_seconds"] for r in out])))
+        clean = [r["psnr_to_input"] for r in out if r["case"].endswith(" clean") or r["case"].startswith("clive ")]
+        if clean:
+            summary["clean_mean_psnr_to_input"] = float(np.mean(clean))
+            summary["clean_min_psnr_to_input"] = float(np.min(clean))
         if climbed:
             summary["mean_predicted_gain_on_climbed"] = float(np.mean([r["predicted"] - r["before"] for r in climbed]))
     print(json.dumps(summary))

@@ -12,12 +12,18 @@ them); ``--all`` uses the 24 photos. ``--biq2021 DATA`` (a folder holding ``biq2
 second collection: the 30 best-rated photos of BIQ2021's Test split, which no training sees
 (``benchmarks/sources/biq2021-test-best.csv``, checked by eye for defects), reported beside Kodak.
 
-For every case where ``enhance auto`` does not improve the photo by more than -0.5 dB, the table
-says whether the scorer it climbed rates the clean photo above the tuned output (then the climb,
-the operators' ranges or the identity pull fell short) or below it (then the scorer is wrong).
+``--predict`` adds ``auto`` started from its shipped parameter predictor (`enhance.predict`): the
+prediction alone (what ``tune --steps 0`` writes) and the prediction refined for ``--refine-steps``
+steps (what ``tune`` does by default); ``--no-climb-auto`` leaves out the 50-step climb from the
+identity (when its figures are already known).
+
+For every case where a tuned ``auto`` result loses more than 0.5 dB, the table says whether the
+scorer it climbed rates the clean photo above the tuned output (then the climb, the operators'
+ranges or the identity pull fell short) or below it (then the scorer is wrong).
 
     python benchmarks/restore.py --workers 2 --biq2021 DATA --single --climb \
         --check-weights runs/nima_rank_from_imagenet.pt --json benchmarks/results/restore.json
+    python benchmarks/restore.py --workers 2 --predict --no-climb-auto --json benchmarks/results/restore_predict.json
 """
 
 from __future__ import annotations
@@ -121,14 +127,19 @@ class _Brisque:
         return float(self.model.score((np.clip(x, 0, 1) * 255).astype(np.uint8)))
 
 
-def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool, bool]) -> dict:
+PREDICTED, REFINED = "enhance auto (predicted)", "enhance auto (predicted + refined)"
+
+
+def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool, bool, bool, int | None, str | None]) -> dict:
     """Degrade one source one way; restore it every way; measure against the pristine."""
-    collection, path, degradation, weights, check_weights, steps, single, climb = args
+    collection, path, degradation, weights, check_weights, steps, single, climb, climb_auto, refine, predictor_file = args
     import torch
     from skimage.metrics import peak_signal_noise_ratio as psnr
     from skimage.metrics import structural_similarity as ssim
 
     import enhance
+    from enhance.predict import find_predictor, load_predictor
+    from enhance.recipe import as_recipe
     from nima import load_scorer
 
     torch.set_num_threads(1)
@@ -137,14 +148,18 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
     scorer = load_scorer(weights)
     outputs: dict[str, np.ndarray] = {name: quantise(f(degraded)) for name, f in BASELINES.items()}
     seconds, tuned_ops = {}, {}
-    runs: list[tuple[str, str | list[str]]] = [("enhance auto", "auto")]
+    runs: list[tuple[str, str | list[str], int | None, bool]] = [("enhance auto", "auto", steps, False)] if climb_auto else []
+    if refine is not None:
+        runs += [(PREDICTED, "auto", 0, True), (REFINED, "auto", refine, True)]
     if single:
-        runs.append(("enhance single op", [SINGLE_OP[degradation]]))
+        runs.append(("enhance single op", [SINGLE_OP[degradation]], steps, False))
     if climb:
-        runs.append(("enhance global op", CLIMB_OPS + (["denoise"] if "noise" in degradation else [])))
-    for name, recipe in runs:
+        runs.append(("enhance global op", CLIMB_OPS + (["denoise"] if "noise" in degradation else []), steps, False))
+    predictor = load_predictor(predictor_file) if predictor_file else find_predictor(as_recipe("auto"))
+    for name, recipe, budget, predicted in runs:
         t0 = time.perf_counter()
-        tuned, result = enhance.tune(to_tensor(degraded), recipe, scorer, steps=steps)
+        tuned, result = enhance.tune(to_tensor(degraded), recipe, scorer, steps=budget,
+                                     predictor=predictor if predicted else None)
         seconds[name] = time.perf_counter() - t0
         tuned_ops[name] = {"ops": result.ops, "kept_input": result.kept_input}
         outputs[name] = quantise(to_array(tuned))
@@ -152,7 +167,6 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
                  "seconds": seconds, "methods": {}}
     with torch.no_grad():
         row["scorer_clean"] = float(scorer.mean(to_tensor(pristine)))
-        row["scorer_auto"] = float(scorer.mean(to_tensor(outputs["enhance auto"])))
     base_psnr = psnr(pristine, degraded, data_range=1.0)
     brisque = _Brisque() if _has_brisque() else None
     check = load_scorer(check_weights) if check_weights else None
@@ -166,6 +180,8 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
         }
         if name.startswith("enhance"):
             entry.update(tuned_ops[name])
+            with torch.no_grad():
+                entry["score"] = float(scorer.mean(to_tensor(out)))
             if brisque and degraded_brisque is not None:
                 entry["brisque_better"] = brisque(out) < degraded_brisque
             if check and degraded_check is not None:
@@ -200,17 +216,17 @@ def moved(entry: dict) -> str:
     return "+".join(names) or "none"
 
 
-def short_cases(rows: list[dict], floor: float = -0.5) -> list[str]:
-    """One line per case where ``enhance auto`` lost more than ``floor`` dB, saying which is at fault."""
+def short_cases(rows: list[dict], method: str, floor: float = -0.5) -> list[str]:
+    """One line per case where ``method`` lost more than ``floor`` dB, saying which is at fault."""
     lines = []
     for r in rows:
-        gain = r["methods"]["enhance auto"]["gain"]
+        gain, output = r["methods"][method]["gain"], r["methods"][method]["score"]
         if gain < floor:
             fault = ("the scorer rates the clean photo above the output: the climb, ranges or pull fell short"
-                     if r["scorer_clean"] > r["scorer_auto"] else
+                     if r["scorer_clean"] > output else
                      "the scorer rates the output above the clean photo: the scorer is wrong")
             lines.append(f"  {r['source']}, {r['degradation']}: {gain:+.2f} dB "
-                         f"(scores clean {r['scorer_clean']:.3f}, output {r['scorer_auto']:.3f}): {fault}")
+                         f"(scores clean {r['scorer_clean']:.3f}, output {output:.3f}): {fault}")
     return lines
 
 
@@ -246,16 +262,16 @@ def summarise_one(rows: list[dict]) -> str:
             if vals:
                 lines.append(f"{m}: {label} agrees the output is better than the degraded input in "
                              f"{100 * np.mean(vals):.0f}% of {len(vals)} cases")
-    if "ops" in rows[0]["methods"]["enhance auto"]:
-        lines.append("enhance auto: the operators that left their identity, per degradation:")
+    for m in [m for m in methods if m.startswith("enhance auto")]:
+        lines.append(f"{m}: the operators that left their identity, per degradation:")
         for d, group in [(d, g) for d, g in groups.items() if g]:
-            counts = Counter(moved(r["methods"]["enhance auto"]) for r in group)
+            counts = Counter(moved(r["methods"][m]) for r in group)
             lines.append(f"  {d}: " + ", ".join(f"{op} {n}" for op, n in counts.most_common()))
-    short = short_cases(rows) if "scorer_clean" in rows[0] else []
-    lines.append(f"enhance auto: {len(short)} cases lost more than 0.5 dB" + (":" if short else ""))
-    lines += short
-    secs = [r["seconds"]["enhance auto"] for r in rows]
-    lines.append(f"enhance auto: {np.mean(secs):.1f} s per image on average (one thread per worker)")
+        short = short_cases(rows, m)
+        lines.append(f"{m}: {len(short)} cases lost more than 0.5 dB" + (":" if short else ""))
+        lines += short
+        secs = [r["seconds"][m] for r in rows]
+        lines.append(f"{m}: {np.mean(secs):.1f} s per image on average (one thread per worker)")
     return "\n".join(lines)
 
 
@@ -270,6 +286,11 @@ def main() -> None:
                         help="also tune the climbing test's global operator (exposure, levels, contrast; + denoise)")
     parser.add_argument("--biq2021", metavar="DATA",
                         help="a folder holding biq2021/: adds the 30 best-rated photos of its Test split")
+    parser.add_argument("--predict", action="store_true",
+                        help="also run auto from its shipped predictor: the prediction alone and refined")
+    parser.add_argument("--predictor", help="with --predict: the auto predictor file (default: the shipped one)")
+    parser.add_argument("--refine-steps", type=int, default=10, help="refining steps after a prediction (tune's default)")
+    parser.add_argument("--no-climb-auto", action="store_true", help="leave out auto's climb from the identity")
     parser.add_argument("--only", help="only the degradations whose name contains this (e.g. noise)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", help="write every case's figures here")
@@ -285,8 +306,17 @@ def main() -> None:
         listed = pristine_paths([str(Path(__file__).parent / "sources" / "biq2021-test-best.csv")], args.biq2021)
         sources += [("biq2021", s) for s in listed]
     chosen = [d for d in DEGRADATIONS if args.only is None or args.only in d]
-    cases = [(c, s, d, args.weights, args.check_weights, args.steps, args.single, args.climb)
-             for c, s in sources for d in chosen]
+    if args.no_climb_auto and not args.predict:
+        raise SystemExit("--no-climb-auto needs --predict: nothing would tune auto")
+    refine = args.refine_steps if args.predict else None
+    if args.predict and not args.predictor:
+        from enhance.predict import find_predictor
+        from enhance.recipe import as_recipe
+
+        if find_predictor(as_recipe("auto")) is None:
+            raise SystemExit("--predict: no parameter predictor ships for the auto recipe; give --predictor FILE")
+    cases = [(c, s, d, args.weights, args.check_weights, args.steps, args.single, args.climb, not args.no_climb_auto,
+              refine, args.predictor) for c, s in sources for d in chosen]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(run_case, cases))
