@@ -9,8 +9,8 @@ rest, chiefly importing torch and loading the scorer).
 
     python benchmarks/fast_path.py [--op-predictor FILE] [--repeat 1] [--batch-photos 8]
 
-``--op-predictor``: a predictor for ``--op tonemap`` (the operator alone), none being shipped;
-without it the ``--op tonemap`` rows climb from the identity as `tune` does then.
+``--op-predictor``: a predictor file for ``--op tonemap`` (the operator alone) instead of the
+shipped one.
 """
 
 from __future__ import annotations
@@ -85,10 +85,11 @@ def main() -> None:
                 out = folder / "out.jpg"
                 wall = run([*command, "-o", str(out), "--force"])
                 print(f"{label}: {wall:.1f} s  [{stages(Path(f'{out}.json'), wall)}]", flush=True)
-        for label, extra in (("batch --op tonemap", op_predictor), ("batch --op tonemap --no-predict", ["--no-predict"])):
+        for label, extra in (("batch --op tonemap", op_predictor), ("batch --op tonemap --steps 0", [*op_predictor, "--steps", "0"]),
+                             ("batch --op tonemap --no-predict", ["--no-predict"])):
             if args.only and args.only not in label:
                 continue
-            outdir = folder / f"batch{len(extra)}"
+            outdir = folder / label.replace(" ", "_")
             wall = run(["batch", str(small), "-o", str(outdir), "--op", "tonemap", "--quiet", *extra])
             records = [json.loads(line) for line in (outdir / "manifest.jsonl").read_text().splitlines()]
             done = [r for r in records if r["status"] == "done"]

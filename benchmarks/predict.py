@@ -6,7 +6,8 @@ first ``--clive`` photos of the scorer's validation split as they are. For each:
 seed 0) of the photo, of the predicted parameters, and of a 50-step climb from identity
 (`enhance.climb.climb`), with the time of each (prediction: from the proxy the tuner makes), and
 the PSNR of the predicted rendering against the photo it was given (on the clean photos: how near
-the identity the prediction stays).
+the identity the prediction stays). ``--refine N`` adds what ``enhance tune`` returns from the
+prediction refined for N steps (its parameters scored on the same views; the input where it kept it).
 
     python benchmarks/predict.py --op tonemap [--predictor FILE] [--clean 6] [--predict-only]
     python benchmarks/predict.py --recipe tonemap [--predictor FILE] [--clean 2] [--clive 0] [--json out.json]
@@ -88,6 +89,16 @@ def predicted(image: torch.Tensor, recipe, predictor, scorer) -> dict:  # type: 
             "predict_seconds": seconds, "predicted_values": values}
 
 
+def refined(image: torch.Tensor, recipe, predictor, scorer, steps: int) -> dict:  # type: ignore[no-untyped-def]
+    import enhance
+
+    t0 = time.perf_counter()
+    _, result = enhance.tune(image, recipe, scorer, steps=steps, predictor=predictor)
+    seconds = time.perf_counter() - t0
+    values = [dict(st.start) for st in recipe.stages] if result.kept_input else [o["params"] for o in result.ops]
+    return {"refined": view_score(image, recipe, values, scorer), "refine_seconds": seconds, "refined_values": values}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="tonemap")
@@ -97,6 +108,7 @@ def main() -> None:
     parser.add_argument("--clive", type=int, default=0, help="CLIVE validation photos to add")
     parser.add_argument("--tune-only", action="store_true", help="only the 50-step climbs")
     parser.add_argument("--predict-only", action="store_true", help="no climbs (except those read from --tuned)")
+    parser.add_argument("--refine", type=int, help="also the prediction refined for this many steps, as tune does")
     parser.add_argument("--tuned", help="JSON of an earlier --tune-only run to reuse")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
@@ -117,6 +129,8 @@ def main() -> None:
         row = rows.get(name) or {"case": name, **({} if args.predict_only else tuned(image, recipe, scorer))}
         if predictor is not None:
             row.update(predicted(image, recipe, predictor, scorer))
+            if args.refine is not None:
+                row.update(refined(image, recipe, predictor, scorer, args.refine))
         out.append(row)
         save_json(args.json, {"recipe": recipe.name, "rows": out})  # so far: a long run can be cut short
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if "values" not in k}), flush=True)
@@ -128,6 +142,9 @@ def main() -> None:
         gains = [r["predicted"] - r["input"] for r in out]
         summary.update(mean_predicted_gain=float(np.mean(gains)), predicted_above_input=int(sum(g > 0 for g in gains)),
                        median_predict_seconds=float(np.median([r["predict_seconds"] for r in out])))
+        if args.refine is not None:
+            summary["mean_refined_gain"] = float(np.mean([r["refined"] - r["input"] for r in out]))
+            summary["median_refine_seconds"] = float(np.median([r["refine_seconds"] for r in out]))
         clean = [r["psnr_to_input"] for r in out if r["case"].endswith(" clean") or r["case"].startswith("clive ")]
         if clean:
             summary["clean_mean_psnr_to_input"] = float(np.mean(clean))

@@ -34,7 +34,7 @@ from nima import NIMA, Scorer, load_scorer, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = ["a.png", "b.jpg", "sub/c.png", "sub/deeper/d.jpg"]
-ARGS = ["--op", "tonemap", "--steps", "2", "--seed", "0", "--quiet"]
+ARGS = ["--op", "tonemap", "--steps", "2", "--seed", "0", "--quiet", "--no-predict"]  # the manifest's mechanics; predictions: test_fast_path
 
 
 def _model(seed: int = 0) -> NIMA:
