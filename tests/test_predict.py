@@ -158,16 +158,18 @@ def test_training_photos_leave_out_validation_and_held_out(tmp_path: Path) -> No
         training_photos(tmp_path, {})
 
 
-def test_the_shipped_tonemap_predictor_on_a_photo_it_never_saw() -> None:
+@pytest.mark.parametrize("chosen", ["tonemap", ["tonemap"]], ids=["recipe tonemap", "op tonemap"])
+def test_a_shipped_predictor_on_a_photo_it_never_saw(chosen: str | list[str]) -> None:
     """examples/coffee-flat.jpg (scikit-image's coffee, flattened; not among the training photos):
-    the prediction raises the shipped scorer's mean score on the tuner's views."""
+    the shipped prediction for ``--recipe tonemap`` and for ``--op tonemap`` raises the shipped
+    scorer's mean score on the tuner's views."""
     from enhance.io import read
     from enhance.params import params_from_values
     from enhance.recipe import as_recipe
     from enhance.render import apply_pipeline
     from nima import load_scorer
 
-    scorer, recipe = load_scorer(), as_recipe("tonemap")
+    scorer, recipe = load_scorer(), as_recipe(chosen)
     image = read(Path(__file__).resolve().parents[1] / "examples" / "coffee-flat.jpg").image
     values = predict_params(image, recipe)
     views = Views.of(image, recipe, 2, scorer.input_size, 0)
