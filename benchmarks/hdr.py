@@ -263,6 +263,7 @@ def main() -> None:
     ap.add_argument("--source", choices=("kodak", "clive"), default="kodak", help="the pristine photos")
     ap.add_argument("--limit", type=int, default=24, help="first N photos")
     ap.add_argument("--stride", type=int, default=1, help="then every STRIDE-th of them (4: kodim01, 05, ...)")
+    ap.add_argument("--skip", type=int, default=0, help="then leave out the first SKIP of those (to continue a run)")
     ap.add_argument("--constructions", default=",".join(CONSTRUCTIONS), help="which scene constructions, comma-separated")
     ap.add_argument("--steps", type=int, help="tuner steps (default: the recipe's)")
     ap.add_argument("--fidelity", help="tune at these structural-fidelity weights (comma-separated; default: the recipe's)")
@@ -298,7 +299,7 @@ def main() -> None:
     if args.local:
         tuned["tonemap_local"] = Recipe.from_ops(["tonemap_local"])
     rows: list[dict[str, Any]] = []
-    for number, path in enumerate(photos(args.source)[: args.limit : args.stride]):
+    for number, path in list(enumerate(photos(args.source)[: args.limit : args.stride]))[args.skip:]:
         target = load(path)
         for c, construction in enumerate(constructions):
             # the log construction keeps the seeds of the benchmark's first version (the photo's number)
