@@ -65,3 +65,13 @@ def save_json(path: str | None, obj: Any) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(obj, indent=1) + "\n")
+
+
+def predictor_for(recipe: Any, path: str | None) -> Any:
+    """The predictor in ``path``, else the shipped one trained for ``recipe``; SystemExit when there is none."""
+    from enhance.predict import find_predictor, load_predictor
+
+    predictor = load_predictor(path) if path else find_predictor(recipe)
+    if predictor is None:
+        raise SystemExit(f"no parameter predictor ships for {recipe.name!r}; give --predictor FILE")
+    return predictor

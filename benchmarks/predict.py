@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import KODAK, SHARED, need, save_json
+from common import KODAK, SHARED, need, predictor_for, save_json
 
 
 def cases(meta: dict, clean: int, clive: int) -> list[tuple[str, torch.Tensor]]:
@@ -113,7 +113,6 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     need(KODAK)
-    from enhance.predict import find_predictor, load_predictor
     from enhance.recipe import as_recipe
     from nima import load_scorer
 
@@ -121,9 +120,7 @@ def main() -> None:
     scorer = load_scorer()
     recipe = as_recipe(args.op or args.recipe)
     rows = {r["case"]: r for r in json.loads(Path(args.tuned).read_text())["rows"]} if args.tuned else {}
-    predictor = None if args.tune_only else load_predictor(args.predictor) if args.predictor else find_predictor(recipe)
-    if predictor is None and not args.tune_only:
-        raise SystemExit(f"no predictor for recipe {args.recipe!r}")
+    predictor = None if args.tune_only else predictor_for(recipe, args.predictor)
     out = []
     for name, image in cases(scorer.meta, args.clean, args.clive):
         row = rows.get(name) or {"case": name, **({} if args.predict_only else tuned(image, recipe, scorer))}

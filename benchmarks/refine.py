@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import KODAK, load_rgb, need, quantise, save_json, to_array, to_tensor
+from common import KODAK, load_rgb, need, predictor_for, quantise, save_json, to_array, to_tensor
 from restore import DEGRADATIONS
 
 
@@ -45,16 +45,13 @@ def main() -> None:
     from skimage.metrics import peak_signal_noise_ratio as psnr
 
     import enhance
-    from enhance.predict import find_predictor, load_predictor
     from enhance.recipe import as_recipe
     from nima import load_scorer
 
     torch.set_num_threads(1)
     scorer = load_scorer()
     recipe = as_recipe(args.recipe)
-    predictor = load_predictor(args.predictor) if args.predictor else find_predictor(recipe)
-    if predictor is None:
-        raise SystemExit(f"no predictor for recipe {args.recipe!r}")
+    predictor = predictor_for(recipe, args.predictor)
     sources = training_sources(scorer.meta)
     if args.names:
         sources = [p for p in sources if p.name in args.names.split(",")]

@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from common import (
-    KODAK, heldout_sources, linear_to_srgb, load_rgb, need, quantise, save_json, srgb_to_linear, to_array, to_tensor,
+    KODAK, heldout_sources, linear_to_srgb, load_rgb, need, predictor_for, quantise, save_json, srgb_to_linear, to_array, to_tensor,
 )
 
 # --- degradations (H,W,3) float in [0,1] -> same -------------------------------------------
@@ -138,7 +138,6 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
     from skimage.metrics import structural_similarity as ssim
 
     import enhance
-    from enhance.predict import find_predictor, load_predictor
     from enhance.recipe import as_recipe
     from nima import load_scorer
 
@@ -155,7 +154,7 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
         runs.append(("enhance single op", [SINGLE_OP[degradation]], steps, False))
     if climb:
         runs.append(("enhance global op", CLIMB_OPS + (["denoise"] if "noise" in degradation else []), steps, False))
-    predictor = load_predictor(predictor_file) if predictor_file else find_predictor(as_recipe("auto"))
+    predictor = predictor_for(as_recipe("auto"), predictor_file) if refine is not None else None
     for name, recipe, budget, predicted in runs:
         t0 = time.perf_counter()
         tuned, result = enhance.tune(to_tensor(degraded), recipe, scorer, steps=budget,
@@ -309,12 +308,10 @@ def main() -> None:
     if args.no_climb_auto and not args.predict:
         raise SystemExit("--no-climb-auto needs --predict: nothing would tune auto")
     refine = args.refine_steps if args.predict else None
-    if args.predict and not args.predictor:
-        from enhance.predict import find_predictor
+    if args.predict:
         from enhance.recipe import as_recipe
 
-        if find_predictor(as_recipe("auto")) is None:
-            raise SystemExit("--predict: no parameter predictor ships for the auto recipe; give --predictor FILE")
+        predictor_for(as_recipe("auto"), args.predictor)  # before the workers start: a missing one stops the run here
     cases = [(c, s, d, args.weights, args.check_weights, args.steps, args.single, args.climb, not args.no_climb_auto,
               refine, args.predictor) for c, s in sources for d in chosen]
     t0 = time.perf_counter()
