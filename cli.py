@@ -270,14 +270,9 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
     reads = _reads(recipe, weights) + _reads(None, predictor_file)
     try:
         check_tune(src, target, force=force, report=report, inputs=reads)  # before loading the scorer
-        predictor = None if no_predict else _predictor(chosen, predictor_file)
     except ValueError as exc:
         _fail(str(exc))
-    if steps == 0 and predictor is None:
-        _fail("--steps 0 applies a prediction, and " + ("--no-predict asks for none" if no_predict else
-              f"no parameter predictor is trained for these operators ({chosen.name}); give --predictor FILE"))
-    if predictor is not None and steps is None:
-        steps = REFINE_STEPS
+    predictor, steps = _start(chosen, steps, predictor_file, none_because="--no-predict" if no_predict else None)
     scorer = _scorer(weights, device)
     try:
         record = tune_file(src, target, chosen, scorer, force=force, seed=seed, steps=steps, strength=strength,
@@ -315,6 +310,21 @@ def _predictor(recipe: Any, path: str | None) -> Any:
     predictor = load_predictor(path)
     check_predictor(predictor, recipe)
     return predictor
+
+
+def _start(recipe: Any, steps: int | None, path: str | None, none_because: str | None) -> tuple[Any, int | None]:
+    """Where tune and batch start: the predictor (`_predictor`; None when ``none_because`` names the
+    option that asks for none) and the step budget (`REFINE_STEPS` after a prediction unless
+    ``steps`` is given). Exits with a one-line error for a predictor that does not fit, and for
+    ``--steps 0`` with no prediction to apply."""
+    try:
+        predictor = None if none_because else _predictor(recipe, path)
+    except ValueError as exc:
+        _fail(str(exc))
+    if steps == 0 and predictor is None:
+        _fail("--steps 0 applies a prediction, and " + (f"{none_because} asks for none" if none_because else
+              f"no parameter predictor is trained for these operators ({recipe.name}); give --predictor FILE"))
+    return predictor, REFINE_STEPS if predictor is not None and steps is None else steps
 
 
 @main.command("train-predictor")
@@ -477,17 +487,8 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
     starts from its prediction, as in `enhance tune` (not with --shared, which fits one set).
     """
     chosen = _recipe(ops, recipe)
-    predictor = None
-    if not (no_predict or shared):
-        try:
-            predictor = _predictor(chosen, predictor_file)
-        except ValueError as exc:
-            _fail(str(exc))
-    if steps == 0 and predictor is None:
-        _fail("--steps 0 applies a prediction, and " + ("none is made with --shared or --no-predict"
-              if no_predict or shared else f"no parameter predictor is trained for these operators ({chosen.name})"))
-    if predictor is not None and steps is None:
-        steps = REFINE_STEPS
+    predictor, steps = _start(chosen, steps, predictor_file,
+                              none_because="--no-predict" if no_predict else "--shared" if shared else None)
     previous = signal.signal(signal.SIGINT, _interrupt)
     try:
         _batch(inputs, outdir, chosen, shared, steps, seed, weights, device, jobs, as_json, quiet, distributed,
