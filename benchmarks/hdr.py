@@ -267,7 +267,6 @@ def main() -> None:
     ap.add_argument("--constructions", default=",".join(CONSTRUCTIONS), help="which scene constructions, comma-separated")
     ap.add_argument("--steps", type=int, help="tuner steps (default: the recipe's)")
     ap.add_argument("--fidelity", help="tune at these structural-fidelity weights (comma-separated; default: the recipe's)")
-    ap.add_argument("--brightness", help="tune at these brightness-anchor weights (comma-separated; default: the recipe's)")
     ap.add_argument("--local", action="store_true", help="also tune `tonemap_local`")
     ap.add_argument("--weights", help="scorer weights (default: the shipped ones)")
     ap.add_argument("--csv", type=Path, help="write per-scene figures here (after every scene)")
@@ -295,13 +294,8 @@ def main() -> None:
                "clip (auto-exposure)": clip}
     curve = Recipe.from_ops(["tonemap"])
     weights = [float(w) for w in args.fidelity.split(",")] if args.fidelity else [curve.fidelity]
-    anchors = [float(w) for w in args.brightness.split(",")] if args.brightness else [curve.brightness]
-
-    def label(w: float, b: float) -> str:
-        named = ([f"fidelity {w:g}"] if len(weights) > 1 else []) + ([f"brightness {b:g}"] if len(anchors) > 1 else [])
-        return f"tonemap ({', '.join(named)})" if named else "tonemap"
-
-    tuned = {label(w, b): Recipe.from_ops(["tonemap"], fidelity=w, brightness=b) for w in weights for b in anchors}
+    tuned = {("tonemap" if len(weights) == 1 else f"tonemap (fidelity {w:g})"): Recipe.from_ops(["tonemap"], fidelity=w)
+             for w in weights}
     if args.local:
         tuned["tonemap_local"] = Recipe.from_ops(["tonemap_local"])
     rows: list[dict[str, Any]] = []

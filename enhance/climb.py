@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from enhance.fidelity import brightness_anchor, hdr_objective
+from enhance.fidelity import hdr_objective
 from enhance.params import Unconstrained, bounded, identity_pull, identity_values, unconstrained, values_of
 from enhance.recipe import Recipe
 from enhance.render import Params, Source, check_finite, pipeline
@@ -116,8 +116,6 @@ class Objective:
         self.views = [Views.of(s.image, r, crops, self.size, seed) for s, r in zip(self.sources, self.recipes)]
         self.scenes = [v.render(self.size) if s.linear and r.fidelity else None
                        for v, s, r in zip(self.views, self.sources, self.recipes)]
-        self.starts = [Views.of(s.plain, r, crops, self.size, seed).render(self.size) if s.linear and r.brightness
-                       else None for s, r in zip(self.sources, self.recipes)]
 
     def __call__(self, idx: Sequence[int], u: Sequence[Unconstrained]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(objective, per-view score distributions) of photos ``idx``, ``u[k]`` the parameters of
@@ -131,9 +129,8 @@ class Objective:
         return objs, dists
 
     def _fidelity(self, i: int, shot: torch.Tensor) -> torch.Tensor | float:
-        scene, start, recipe = self.scenes[i], self.starts[i], self.recipes[i]
-        return ((hdr_objective(shot, scene, recipe.fidelity) if scene is not None else 0.0)
-                - (brightness_anchor(shot, start, recipe.brightness) if start is not None else 0.0))
+        scene = self.scenes[i]
+        return hdr_objective(shot, scene, self.recipes[i].fidelity) if scene is not None else 0.0
 
     @torch.no_grad()
     def before(self, i: int, dist0: torch.Tensor) -> Opinion:

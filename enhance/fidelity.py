@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from enhance.ops.color import luminance, srgb_to_linear
+from enhance.ops.color import luminance
 
 SCALE_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # finest to coarsest (MS-SSIM's)
 C1, C2 = 0.01, 10.0  # stabilisers of the visibility and the cross-correlation terms
@@ -34,7 +34,6 @@ LOG_LEVELS_PER_EV = 16.0  # the scene reference in the "log" domain: display lev
 LOG_FLOOR = 2.0**-20  # added to scene luminance before log2: finite at black
 VAR_EPS = 1e-6  # added to local variances before the square root: a finite gradient in flat windows
 HDR_WEIGHT = 5.0  # the tuner's default fidelity weight for HDR input (a recipe's `fidelity`; benchmarks/RESULTS.md)
-HDR_BRIGHTNESS = 0.0  # the tuner's default brightness-anchor weight for HDR input (a recipe's `brightness`)
 
 # Statistical naturalness: a beta density of the mean local contrast and a Gaussian of the mean luma,
 # both fitted by the paper to natural, well-exposed 8-bit photos.
@@ -144,21 +143,6 @@ def hdr_objective(rendered: Tensor, radiance: Tensor, weight: float) -> Tensor:
     """The tuner's fidelity term for HDR input: ``weight`` times the mean structural fidelity
     (log domain) of rendered views (V,3,H,W) to the same views of the scene radiance (V,3,H,W); a 0-d tensor."""
     return weight * structural_fidelity(rendered, radiance, "log").mean()
-
-
-def mean_log_luminance(image: Tensor) -> Tensor:
-    """(B,3,H,W) display images in [0,1] (sRGB-encoded) -> (B,) the mean log2 of their linear
-    luminance: overall brightness in EV, finite at black."""
-    return torch.log2(luminance(srgb_to_linear(image.clamp(0, 1))) + LOG_FLOOR).mean(dim=(1, 2, 3))
-
-
-def brightness_anchor(rendered: Tensor, start: Tensor, weight: float) -> Tensor:
-    """The tuner's brightness anchor for HDR input: ``weight`` times the mean over views of the
-    squared difference, in EV, between the mean log luminance of rendered views (V,3,H,W) and of
-    the same views of the untuned rendering (V,3,H,W); a 0-d tensor, subtracted from the objective.
-    The structural fidelity compares log luminance, which a global gain leaves unchanged; this term
-    holds the rendering's overall brightness near the classic operator the climb starts from."""
-    return weight * ((mean_log_luminance(rendered) - mean_log_luminance(start)) ** 2).mean()
 
 
 def statistical_naturalness(rendered: Tensor) -> Tensor:

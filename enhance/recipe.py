@@ -7,7 +7,6 @@ steps = 50          # step budget of the tuner
 proxy = 512         # long side of the tuning proxy, pixels
 strength = 0.05     # pull toward identity
 fidelity = 5.0      # HDR input: weight of structural fidelity to the scene (enhance.fidelity)
-brightness = 0.0    # HDR input: weight of the brightness anchor to the untuned rendering (enhance.fidelity)
 select = "all"      # "all": tune the operators together; "best": each alone, keep the one scored highest
 
 [[op]]
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from enhance import ops
-from enhance.fidelity import HDR_BRIGHTNESS, HDR_WEIGHT
+from enhance.fidelity import HDR_WEIGHT
 from enhance.ops import Operator, ParamSpec
 
 if sys.version_info >= (3, 11):
@@ -71,7 +70,6 @@ class Recipe:
     strength: float = DEFAULT_STRENGTH
     select: str = "all"  # "all": tune every stage together; "best": each alone, keep the best (tune())
     fidelity: float = HDR_WEIGHT  # HDR input: weight of structural fidelity to the scene in the objective
-    brightness: float = HDR_BRIGHTNESS  # HDR input: weight of the brightness anchor to the untuned rendering
 
     def __post_init__(self) -> None:
         problem = _settings_problem(self.stages, self.select)
@@ -99,8 +97,6 @@ class Recipe:
             lines.append(f"select = {_q(self.select)}")
         if self.fidelity != HDR_WEIGHT:
             lines.append(f"fidelity = {self.fidelity!r}")
-        if self.brightness != HDR_BRIGHTNESS:
-            lines.append(f"brightness = {self.brightness!r}")
         for stage in self.stages:
             lines += ["", "[[op]]", f"name = {_q(stage.op.name)}"]
             for spec in stage.specs:
@@ -216,7 +212,7 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{source}: invalid TOML: {exc}") from None
-    known_top = {"description", "steps", "proxy", "strength", "fidelity", "brightness", "select", "op"}
+    known_top = {"description", "steps", "proxy", "strength", "fidelity", "select", "op"}
     for key in data:
         if key not in known_top:
             raise RecipeError(f"{source}{_line_of(text, key)}: unknown setting {key!r}")
@@ -231,7 +227,7 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise RecipeError(f"{source}{_line_of(text, key)}: {key} must be an integer in [{lo}, {hi}]")
             settings[key] = value
-    for key in ("strength", "fidelity", "brightness"):
+    for key in ("strength", "fidelity"):
         if key in data:
             s = _number(data[key], f"{source}{_line_of(text, key)}")
             if not 0 <= s <= 100:
