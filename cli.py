@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -566,5 +567,15 @@ def _batch(inputs: tuple[str, ...], outdir: str, chosen: Any, shared: bool, step
         sys.exit(1)
 
 
+def run() -> None:
+    """The ``enhance`` console script: :func:`main`, whose objects are frozen out of the garbage
+    collector on the way out, so that the interpreter's last collections do not walk every object
+    torch created (a measurable part of a one-photo command's wall time; benchmarks/RESULTS.md)."""
+    try:
+        main()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":
-    main()
+    run()

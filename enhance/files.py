@@ -12,10 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+import numpy as np
 import torch
 
 from enhance import lut
-from enhance.io import WRITE_EXTENSIONS, Photo, read, write, write_json
+from enhance.io import WRITE_EXTENSIONS, Photo, read, write, write_json, write_pixels
 from enhance.outputs import check_image_name, check_writes
 from enhance.recipe import Recipe
 from enhance.params import params_from_values
@@ -77,37 +78,59 @@ def tune_file(
     A JPEG is tuned on its draft decoding at the size the tuner's views need
     (:func:`enhance.proxy.read_proxy`) while the full image is decoded in a thread; the full
     render looks the pointwise operators up in tables (:mod:`enhance.lut`); the image is encoded
-    in a thread while the input is hashed for the sidecar.
+    in a thread while the input is hashed for the sidecar. A JPEG started from a prediction,
+    with pointwise operators only and an 8-bit output, stays in 8-bit codes at full resolution:
+    decoded, looked up in the photo's colour table (:func:`enhance.lut.render_8bit`, the values
+    the sidecar records) and encoded, never converted to float.
     """
     check_tune(src, out, force=force, report=report, inputs=inputs)
     device = scorer.device
+    jpeg = Path(src).suffix.lower() in (".jpg", ".jpeg")
+    # A JPEG started from a prediction is checked at detail scale only (enhance.tune.finish_predicted);
+    # when its operators are all pointwise and the output holds 8 bits, its full resolution is never
+    # float: the decoded codes go through the 8-bit tables and straight to the encoder.
+    in_codes = (jpeg and predictor is not None and bit_depth in (None, 8)
+                and all(lut.is_pointwise(stage) for stage in recipe.stages))
     t0 = time.perf_counter()
     with ThreadPoolExecutor(1, "decode") as pool:
         photo_read = pool.submit(read, src)
-        full = pool.submit(lambda: photo_source(photo_read.result(), device))
-        if Path(src).suffix.lower() in (".jpg", ".jpeg"):
+        full = None if in_codes else pool.submit(lambda: photo_source(photo_read.result(), device))
+        palette = (pool.submit(lambda: lut.Palette.of(_codes(photo_read.result())))  # while the parameters are found
+                   if in_codes and not all(stage.op.name in lut.PER_CHANNEL for stage in recipe.stages) else None)
+        if jpeg:
             from enhance.proxy import read_proxy
 
             try:
                 small = Source.of(read_proxy(src, max(DETAIL, recipe.proxy)).to(device), levels=256)
             except BaseException:
-                full.cancel()
+                if full is not None:
+                    full.cancel()
                 photo_read.result()  # a file both decoders refuse: the full decoder's message
                 raise
         else:
+            assert full is not None
             small = full.result()
             if small.linear:
                 check_hdr(recipe)
         t_read = time.perf_counter() - t0
         output, result = tune_sources([small], recipe, scorer, crops=2, seed=seed, predictor=predictor,
-                                      full=[full], steps=steps, strength=strength, optimizer=optimizer,
-                                      on_step=on_step)[0]
+                                      full=[full or small], steps=steps, strength=strength,
+                                      optimizer=optimizer, on_step=on_step)[0]
         photo = photo_read.result()
     t1 = time.perf_counter()
+    pixels = None
+    if in_codes:
+        codes = _codes(photo)
+        pixels = codes if result.kept_input else lut.render_8bit(
+            codes, recipe, params_from_values(recipe, [o["params"] for o in result.ops], torch.device("cpu")),
+            palette.result() if palette is not None else None)
+        result.seconds["render"] = round(result.seconds["render"] + time.perf_counter() - t1, 3)
     # What tuning and rendering do not account for: waiting for the full decode (and the HDR gain)
-    t_wait = max(t1 - t0 - t_read - sum(result.seconds.values()), 0.0)
+    t_wait = max(time.perf_counter() - t0 - t_read - sum(result.seconds.values()), 0.0)
+    t1 = time.perf_counter()
     with ThreadPoolExecutor(1, "encode") as pool:
-        written = pool.submit(write, out, output.cpu(), like=photo, bit_depth=bit_depth)
+        written = (pool.submit(write_pixels, out, pixels, like=photo) if pixels is not None else
+                   pool.submit(write, out, output.cpu(), like=photo, bit_depth=bit_depth))
         src_sha = file_sha256(src)
         written.result()
     t_write = time.perf_counter() - t1
@@ -125,6 +148,11 @@ def tune_file(
 def photo_source(photo: Photo, device: torch.device) -> Source:
     """``photo`` as the engine takes it, with its code values' count when it holds 8 or 16 bits."""
     return Source.of(photo.image.to(device), photo.linear, levels=_levels(photo))
+
+
+def _codes(photo: Photo) -> np.ndarray:
+    """(H,W,3) uint8: an 8-bit photo's samples (its decoded codes where it kept them)."""
+    return photo.codes if photo.codes is not None else lut.to_codes(photo.image[0].permute(1, 2, 0))
 
 
 def _levels(photo: Photo) -> int | None:

@@ -24,7 +24,6 @@ import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO, NamedTuple
@@ -55,23 +54,35 @@ class ImageError(Exception):
         super().__init__(f"{self.path}: {self.problem}")
 
 
-@dataclass
 class Photo:
     """A decoded photo.
 
     ``image`` is (1,3,H,W) float32: sRGB-encoded in [0,1], or linear radiance >= 0 (may exceed 1) when
     ``linear``. ``alpha`` is (1,1,H,W) float32 in [0,1] or None. ``bit_depth`` is 8, 16 or 32 (float).
     ``exif`` has its Orientation reset to 1, since the orientation is already applied to ``image``.
+    ``codes``: an 8-bit RGB photo without alpha keeps its decoded samples, (H,W,3) uint8, and makes
+    ``image`` from them when first asked for it, so that a command that renders the codes through
+    tables (:func:`enhance.lut.render_8bit`) and writes them (:func:`write_pixels`) never makes
+    the float copy; None for every other photo.
     """
 
-    image: torch.Tensor
-    alpha: torch.Tensor | None
-    bit_depth: int
-    format: str
-    icc: bytes | None
-    exif: bytes | None
-    linear: bool
-    path: str
+    def __init__(self, image: torch.Tensor | None, alpha: torch.Tensor | None, bit_depth: int, format: str,
+                 icc: bytes | None, exif: bytes | None, linear: bool, path: str, codes: np.ndarray | None = None) -> None:
+        if image is None and codes is None:
+            raise ValueError("a Photo needs its image or its 8-bit codes")
+        self._image, self.codes = image, codes
+        self.alpha, self.bit_depth, self.format = alpha, bit_depth, format
+        self.icc, self.exif, self.linear, self.path = icc, exif, linear, path
+
+    @property
+    def image(self) -> torch.Tensor:
+        if self._image is None:
+            assert self.codes is not None
+            h, w, _ = self.codes.shape
+            image = torch.empty((1, 3, h, w))
+            image[0].copy_(torch.from_numpy(self.codes).permute(2, 0, 1))  # one threaded pass: cast and transpose
+            self._image = image.div_(255)
+        return self._image
 
 
 class _Bad(Exception):
@@ -488,9 +499,13 @@ def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _photo(d: _Decoded, fmt: str, path: str) -> Photo:
-    """Orient, split alpha, scale to float32 and check the values."""
+    """Orient, split alpha, scale to float32 (an 8-bit RGB photo: keep its codes, see :class:`Photo`) and check the values."""
     pixels = d.pixels[..., None] if d.pixels.ndim == 2 else d.pixels
     pixels = _orient(pixels, d.orientation if isinstance(d.orientation, int) else 1)
+    icc = d.icc if d.icc and d.icc[16:20] == b"RGB " else None  # a grey or CMYK profile no longer applies
+    if not d.linear and pixels.dtype == np.uint8 and pixels.shape[2] == 3:
+        codes = np.require(pixels, requirements=["C", "W"])  # writable: torch.from_numpy shares it
+        return Photo(None, None, 8, fmt, icc, d.exif, False, path, codes=codes)
     if d.linear:
         values = pixels.astype(np.float32)
         if not np.isfinite(values).all():
@@ -503,16 +518,7 @@ def _photo(d: _Decoded, fmt: str, path: str) -> Photo:
     colour = np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour
     if d.linear:
         colour, alpha = np.maximum(colour, 0), np.clip(alpha, 0, 1)
-    return Photo(
-        image=_tensor(colour),
-        alpha=_tensor(alpha) if alpha.shape[2] else None,
-        bit_depth=bit_depth,
-        format=fmt,
-        icc=d.icc if d.icc and d.icc[16:20] == b"RGB " else None,  # a grey or CMYK profile no longer applies
-        exif=d.exif,
-        linear=d.linear,
-        path=path,
-    )
+    return Photo(_tensor(colour), _tensor(alpha) if alpha.shape[2] else None, bit_depth, fmt, icc, d.exif, d.linear, path)
 
 
 def _tensor(hwc: np.ndarray) -> torch.Tensor:
@@ -573,12 +579,7 @@ def write(
     described linear data), EXIF (JPEG, WebP, PNG, TIFF) and alpha (PNG, WebP,
     TIFF). ``quality`` is the JPEG/WebP quality. Never overwrites ``like.path``.
     """
-    target = Path(path)
-    fmt = _WRITE_FORMATS.get(target.suffix.lower())
-    if fmt is None:
-        raise ImageError(target, f"cannot write '{target.suffix}' files (use .jpg, .png, .webp or .tif)")
-    if like is not None and _same_file(target, like.path):
-        raise ImageError(target, "refusing to overwrite the input")
+    target, fmt = _target(path, like)
     depth = _output_depth(fmt, like, bit_depth)
     if depth is None:
         raise ImageError(target, f"{fmt} cannot hold {bit_depth}-bit samples")
@@ -589,11 +590,41 @@ def write(
         if like.alpha.shape[-2:] != image.shape[-2:]:
             raise ValueError(f"alpha {tuple(like.alpha.shape)} does not match image {tuple(image.shape)}")
         planes.append(like.alpha)
-    values = torch.cat([p.detach().to("cpu", torch.float32) for p in planes], dim=1)[0].permute(1, 2, 0).numpy()
-    if not np.isfinite(values).all():
+    values = planes[0] if len(planes) == 1 else torch.cat(planes, dim=1)
+    values = values.detach().to("cpu", torch.float32)[0]
+    if not torch.isfinite(values).all():
         raise ValueError(f"{target}: image contains NaN/Inf values")
-    top = 2**depth - 1
-    pixels = np.round(np.clip(values, 0, 1) * top).astype(np.uint16 if depth == 16 else np.uint8)
+    # torch rather than numpy: threaded, and no float temporaries of the whole image (as np.round would make)
+    codes = values.clamp(0, 1).mul(2**depth - 1).round_().to(torch.int32 if depth == 16 else torch.uint8)
+    pixels = codes.permute(1, 2, 0).contiguous().numpy().astype(np.uint16 if depth == 16 else np.uint8, copy=False)
+    _save(target, fmt, pixels, like, quality)
+
+
+def write_pixels(path: str | os.PathLike[str], pixels: np.ndarray, like: Photo | None = None, *, quality: int = 95) -> None:
+    """Encode (H,W,3) uint8 sRGB ``pixels`` to ``path`` atomically, as :func:`write` encodes an 8-bit
+    image (format from the extension, ICC profile and EXIF from ``like``; no alpha: ``like`` may
+    have none). Never overwrites ``like.path``."""
+    target, fmt = _target(path, like)
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"pixels must be (H,W,3) uint8, got {pixels.dtype} {pixels.shape}")
+    if like is not None and like.alpha is not None:
+        raise ValueError(f"{like.path} has an alpha plane: write it with write()")
+    _save(target, fmt, pixels, like, quality)
+
+
+def _target(path: str | os.PathLike[str], like: Photo | None) -> tuple[Path, str]:
+    """``path`` and the format its extension names; ImageError for an unknown extension or the input itself."""
+    target = Path(path)
+    fmt = _WRITE_FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        raise ImageError(target, f"cannot write '{target.suffix}' files (use .jpg, .png, .webp or .tif)")
+    if like is not None and _same_file(target, like.path):
+        raise ImageError(target, "refusing to overwrite the input")
+    return target, fmt
+
+
+def _save(target: Path, fmt: str, pixels: np.ndarray, like: Photo | None, quality: int) -> None:
+    """Encode (H,W,C) samples with ``like``'s ICC profile (not for linear input) and EXIF, atomically."""
     icc = like.icc if like is not None and not like.linear else None
     exif = like.exif if like is not None else None
     try:

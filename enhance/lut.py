@@ -127,26 +127,38 @@ def apply_curves(image: torch.Tensor, table: torch.Tensor, exact: bool = False) 
     return out.reshape(image.shape)
 
 
-@torch.no_grad()
-def colour_table(segment: Segment, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The segment on the distinct colours of (H,W,3) uint8 ``pixels``, exactly.
+@dataclass(frozen=True)
+class Palette:
+    """The distinct colours of an 8-bit photo and each pixel's place among them: what a colour
+    table needs of the photo, whatever the parameters (so it may be made while they are found)."""
 
-    Returns (codes (H,W) int32: each pixel's colour as red + 256 green + 65536 blue; slots (2**24,)
-    int32: each colour's row in ``values``, 0 for colours the photo lacks; values (K,3) float32: the
-    segment's output on the photo's K colours).
-    """
-    h, w, _ = pixels.shape
-    padded = np.zeros((h, w, 4), np.uint8)
-    padded[..., :3] = pixels
-    codes = padded.view("<u4")[..., 0].astype(np.int32)
-    present = np.zeros(1 << 24, bool)
-    present[codes] = True
-    colours = np.flatnonzero(present)
-    rgb = np.stack([colours & 255, (colours >> 8) & 255, colours >> 16]).astype(np.float32) / 255
-    values = segment(torch.from_numpy(rgb)[None, :, None, :])[0, :, 0].clamp(0, 1).numpy().T
-    slots = np.zeros(1 << 24, np.int32)
-    slots[colours] = np.arange(len(colours), dtype=np.int32)
-    return codes, slots, np.ascontiguousarray(values)
+    colours: np.ndarray  # (K,) int32: the distinct colours, red + 256 green + 65536 blue, ascending
+    rows: np.ndarray     # (H,W) int32: each pixel's index into ``colours``
+
+    @classmethod
+    def of(cls, pixels: np.ndarray) -> "Palette":
+        """The palette of (H,W,3) uint8 ``pixels``."""
+        h, w, _ = pixels.shape
+        padded = np.zeros((h, w, 4), np.uint8)
+        padded[..., :3] = pixels
+        codes = padded.view("<u4")[..., 0].astype(np.int32)
+        present = np.zeros(1 << 24, bool)
+        present[codes] = True
+        colours = np.flatnonzero(present).astype(np.int32)
+        slots = np.zeros(1 << 24, np.int32)
+        slots[colours] = np.arange(len(colours), dtype=np.int32)
+        return cls(colours, slots[codes])
+
+    def rgb(self) -> torch.Tensor:
+        """(1,3,1,K) float32 in [0,1]: the colours as an image one pixel high."""
+        c = self.colours
+        return torch.from_numpy(np.stack([c & 255, (c >> 8) & 255, c >> 16]).astype(np.float32) / 255)[None, :, None, :]
+
+
+@torch.no_grad()
+def colour_table(segment: Segment, palette: Palette) -> np.ndarray:
+    """(K,3) float32: the segment on each of the palette's K colours, exactly, clamped to [0,1]."""
+    return np.ascontiguousarray(segment(palette.rgb())[0, :, 0].clamp(0, 1).numpy().T)
 
 
 @torch.no_grad()
@@ -168,18 +180,20 @@ def render(image: torch.Tensor, recipe: Recipe, params: Params, *, levels: int |
             points = levels if exact and levels is not None else CURVE_POINTS
             out = apply_curves(out, curve_table(segment, points).to(out), exact=exact)
         elif segment.kind == "colour" and i == 0 and levels == 256:
-            codes, slots, values = colour_table(segment, to_codes(out[0].permute(1, 2, 0)))
-            out = torch.from_numpy(values[slots[codes]]).permute(2, 0, 1)[None].to(out)
+            palette = Palette.of(to_codes(out[0].permute(1, 2, 0)))
+            values = torch.from_numpy(colour_table(segment, palette)).T.contiguous()
+            out = values.index_select(1, torch.from_numpy(palette.rows).view(-1)).view(out.shape).to(out)
         else:
             out = torch_render(out, segment.recipe, segment.params)
     return out
 
 
-def render_8bit(pixels: np.ndarray, recipe: Recipe, params: Params) -> np.ndarray:
+def render_8bit(pixels: np.ndarray, recipe: Recipe, params: Params, palette: Palette | None = None) -> np.ndarray:
     """(H,W,3) uint8 sRGB -> (H,W,3) uint8, for a pipeline whose non-identity stages are all
     pointwise (ValueError otherwise): per-channel runs through 256-entry curves, the whole pipeline
-    through the photo's colour table as soon as a stage mixes channels. Equal to the torch render
-    rounded to 8 bits, up to float rounding (tested: within one level)."""
+    through the photo's colour table as soon as a stage mixes channels (``palette``: the pixels'
+    :class:`Palette`, made here when not given). Equal to the torch render rounded to 8 bits, up
+    to float rounding (tested: within one level)."""
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected (H,W,3) uint8 pixels, got {pixels.dtype} {pixels.shape}")
     segments = plan(recipe, params)
@@ -192,12 +206,13 @@ def render_8bit(pixels: np.ndarray, recipe: Recipe, params: Params) -> np.ndarra
         return np.stack([table[c][pixels[..., c]] for c in range(3)], axis=-1)
     whole = Segment("colour", replace(recipe, stages=tuple(s for g in segments for s in g.recipe.stages)),
                     [p for g in segments for p in g.params])
-    codes, slots, values = colour_table(whole, pixels)
-    packed = np.zeros((len(values), 4), np.uint8)
-    packed[:, :3] = to_codes(torch.from_numpy(values))
-    return packed.view("<u4")[slots[codes], 0].view(np.uint8).reshape(*pixels.shape[:2], 4)[..., :3]
+    palette = palette or Palette.of(pixels)
+    packed = np.zeros((len(palette.colours), 4), np.uint8)
+    packed[:, :3] = to_codes(torch.from_numpy(colour_table(whole, palette)))
+    return packed.view("<u4")[palette.rows, 0].view(np.uint8).reshape(*pixels.shape[:2], 4)[..., :3]
 
 
 def to_codes(values: torch.Tensor) -> np.ndarray:
-    """Values in [0,1] -> uint8 codes, rounded as ``enhance.io.write`` rounds them."""
-    return np.round(values.clamp(0, 1).numpy() * 255).astype(np.uint8)
+    """Values in [0,1] -> uint8 codes (C-contiguous, the shape of ``values``), rounded as
+    ``enhance.io.write`` rounds them."""
+    return values.clamp(0, 1).mul(255).round_().to(torch.uint8).contiguous().numpy()

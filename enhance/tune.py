@@ -173,7 +173,7 @@ def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[So
                                       climb([sources[k] for k in plain], recipes, scorer, crops=crops, seed=seed, **climbing))
     out: dict[int, tuple[torch.Tensor, TuneResult]] = {}
     for k, c, values, stage, t in zip(plain, climbs, predicted, chosen, seconds):
-        out[k] = finish_predicted(c, resolved(full[k]), recipe, values, stage, scorer, crops=crops, seed=seed,
+        out[k] = finish_predicted(c, sources[k], full[k], recipe, values, stage, scorer, crops=crops, seed=seed,
                                   predict_seconds=t)
     hdr = [k for k, s in enumerate(sources) if s.linear]
     if hdr:
@@ -276,38 +276,43 @@ def finish_best(
 
 
 def finish_predicted(
-    climb: Climb | None, full: Source, recipe: Recipe, predicted: list[dict[str, float]], chosen: int | None,
-    scorer: Scorer, *, crops: int = 2, seed: int = 0, predict_seconds: float = 0.0,
+    climb: Climb | None, small: Source, full: Source | Future[Source], recipe: Recipe, predicted: list[dict[str, float]],
+    chosen: int | None, scorer: Scorer, *, crops: int = 2, seed: int = 0, predict_seconds: float = 0.0,
 ) -> tuple[torch.Tensor, TuneResult]:
     """Finish a climb that started from a predictor's values ``predicted`` (one dict per stage of
-    ``recipe``; ``chosen``: the stage a ``select = "best"`` predictor chose, climbed alone) on a
-    copy of the photo ``full`` (or on ``full`` itself); ``climb`` None: no refining steps, the
-    prediction alone. Keep whichever of prediction and refinement has the better headline score,
-    the whole photo as ``enhance score`` takes it (both rendered on the photo at detail scale, long
-    side ``DETAIL``, which the scorer's 224-pixel view cannot tell from the full render of
-    pointwise and scale-relative operators), render only that one at full resolution, and return
-    the input unchanged when its objective there does not rise above the input's. The record holds
-    both parameter sets: ``predicted`` and ``ops`` (the ones returned)."""
+    ``recipe``; ``chosen``: the stage a ``select = "best"`` predictor chose, climbed alone) on
+    ``small``, a copy of the photo ``full`` (or ``full`` itself, or a future of it still being
+    decoded); ``climb`` None: no refining steps, the prediction alone.
+
+    Every check is made on the photo at detail scale (long side ``DETAIL``, the copy the views'
+    crops come from anyway), which the scorer's 224-pixel views cannot tell from the full render of
+    pointwise and scale-relative operators: keep whichever of prediction and refinement has the
+    better headline score there; return the input unchanged when the kept one's objective does not
+    rise above the input's; the headline scores (``score``) and the objective's "full" views are
+    those of the detail-scale renders. Only the result returned is rendered at full resolution.
+    The record holds both parameter sets: ``predicted`` and ``ops`` (the ones returned)."""
     t0 = time.perf_counter()
     climbed = recipe if chosen is None else recipe.alone(chosen)
-    start = params_from_values(climbed, [predicted[chosen]] if chosen is not None else predicted, full.image.device)
-    params, name, tried = start, "prediction", ""
+    start = params_from_values(climbed, [predicted[chosen]] if chosen is not None else predicted, small.image.device)
+    detail = resize_long(small.image, DETAIL)
+    tried = {"prediction": start}
     if climb is not None and not all(torch.allclose(a[k], b[k], atol=1e-6) for a, b in zip(start, climb.params) for k in a):
-        sample = resize_long(climb.source.image, DETAIL)
-        scores = {n: photo_score(scorer, render(sample, climbed, p).clamp_(0, 1)).mean
-                  for n, p in (("prediction", start), ("refinement", climb.params))}
-        if scores["refinement"] > scores["prediction"]:
-            params, name = climb.params, "refinement"
-        tried = f" (whole-photo score at detail scale: prediction {scores['prediction']:.3f}, " \
-                f"refinement {scores['refinement']:.3f})"
-    output = full_render(full, climbed, params)
-    before_full, score_before = scored_views(full.plain, climbed, scorer, crops=crops, seed=seed)
-    after_full, score_after = scored_views(output, climbed, scorer, crops=crops, seed=seed)
-    kept = after_full.mean <= before_full.mean
-    note = (f"the {name} did not score above the input on the full render; the input is returned unchanged"
-            if kept else f"{name} kept{tried}")
+        tried["refinement"] = climb.params
+    renders = {n: render(detail, climbed, p).clamp_(0, 1) for n, p in tried.items()}
+    headlines = {n: photo_score(scorer, r) for n, r in renders.items()}
+    name = max(headlines, key=lambda n: headlines[n].mean)  # the prediction on a tie: it comes first
+    params = tried[name]
+    before_views, score_before = view_opinion(detail, climbed, scorer, crops=crops, seed=seed), photo_score(scorer, detail)
+    after_views = view_opinion(renders[name], climbed, scorer, crops=crops, seed=seed)
+    kept = after_views.mean <= before_views.mean
+    why = (f" (whole-photo score at detail scale: prediction {headlines['prediction'].mean:.3f}, "
+           f"refinement {headlines['refinement'].mean:.3f})" if len(tried) > 1 else "")
+    note = (f"the {name} did not score above the input at detail scale; the input is returned unchanged"
+            if kept else f"{name} kept{why}")
     if chosen is not None:
         note += f"; {recipe.stages[chosen].op.name} chosen by the predictor"
+    photo = resolved(full)
+    output = photo.plain.clone() if kept else full_render(photo, climbed, params)
 
     def record(values: Params) -> list[dict[str, Any]]:
         if chosen is None:
@@ -316,33 +321,20 @@ def finish_predicted(
         ops[chosen] = ops_record(climbed, values)[0]
         return ops
 
-    objective: dict[str, dict[str, Opinion]] = {"before": {"full": before_full}, "after": {"full": after_full}}
+    objective: dict[str, dict[str, Opinion]] = {"before": {"full": before_views}, "after": {"full": after_views}}
     if climb is not None:
         objective["before"]["proxy"], objective["after"]["proxy"] = climb.before, climb.after
     result = TuneResult(
         ops=record(params), predicted=record(start),
-        score={"before": score_before, "after": score_before if kept else score_after}, objective=objective,
-        steps=climb.steps if climb else 0, evaluations=(climb.evaluations + 2 if climb else 0) + 2,
+        score={"before": score_before, "after": score_before if kept else headlines[name]}, objective=objective,
+        steps=climb.steps if climb else 0, evaluations=(climb.evaluations if climb else 0) + len(tried) + 2,
         optimizer=climb.optimizer if climb else "prediction", seed=seed, kept_input=kept, note=note,
         history=climb.history if climb else [],
         seconds={"tune": round(predict_seconds + (climb.seconds if climb else 0.0), 3),
                  "render": round(time.perf_counter() - t0, 3)},
-        hdr_scale=full.hdr_scale,
+        hdr_scale=photo.hdr_scale,
     )
-    return full.plain.clone() if kept else output, result
-
-
-@torch.no_grad()
-def scored_views(image: torch.Tensor, recipe: Recipe, scorer: Scorer, *, crops: int, seed: int) -> tuple[Opinion, Opinion]:
-    """(objective's views, headline) opinions of a full-resolution (1,3,H,W) sRGB ``image``. The
-    headline is taken as ``enhance score`` takes it; for a photo over twice ``DETAIL``, the
-    objective's views come from its copy at ``DETAIL``, brought there once: the crops come from
-    exactly that copy anyway, and only the proxy view is resized twice (a shift of about 0.01 in
-    the objective, against 0.03 for the headline, which is why that one is not)."""
-    headline = photo_score(scorer, image)
-    if max(image.shape[-2:]) > 2 * DETAIL:
-        image = resize_long(image, DETAIL)
-    return view_opinion(image, recipe, scorer, crops=crops, seed=seed), headline
+    return output, result
 
 
 # --- one parameter set for a whole set of photos -------------------------------------------------

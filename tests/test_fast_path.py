@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli import main
+from enhance import lut
 from enhance.climb import climb
 from enhance.io import read
 from enhance.params import params_from_values
@@ -73,6 +74,30 @@ def test_steps_0_and_the_refinement_write_valid_outputs_and_sidecars(tmp_path: P
             want = render(read(src).image, recipe, params_from_values(recipe, [o["params"] for o in record["ops"]]))
             tolerance = 1.5 / 255 if name.endswith(".png") else 6 / 255  # JPEG: its own coding error
             assert float((read(out).image - want.clamp(0, 1)).abs().mean()) < tolerance
+
+
+def test_a_predicted_jpeg_is_rendered_in_8bit_codes_as_the_float_path_renders_it(tmp_path: Path, weights_file: str) -> None:
+    """A JPEG started from a prediction, pointwise operators, 8-bit output: the decoded codes go
+    through the colour table; the file (a PNG here, lossless) holds the float render of the
+    recorded parameters rounded to 8 bits, within one level, or the input's codes where kept."""
+    src = _photo(tmp_path / "large.jpg", (2300, 1400))
+    names = ["exposure", "tonemap"]
+    for seed in (0, 1):
+        out = tmp_path / f"out{seed}.png"
+        predictor = _predictor(tmp_path / f"p{seed}.pt", names, seed=seed)
+        r = _run("tune", src, "-o", out, *[a for n in names for a in ("--op", n)], "--predictor", predictor,
+                 "--steps", "0", "--weights", weights_file, "--json")
+        assert r.exit_code == 0, r.output + r.stderr
+        record, got, photo = json.loads(r.stdout), read(out), read(src)
+        assert got.codes is not None and photo.codes is not None
+        if record["kept_input"]:
+            assert np.array_equal(got.codes, photo.codes)
+            continue
+        recipe = Recipe.from_ops(names)
+        params = params_from_values(recipe, [o["params"] for o in record["ops"]])
+        want = lut.to_codes(lut.render(photo.image, recipe, params, levels=256)[0].permute(1, 2, 0))
+        assert int(np.abs(got.codes.astype(int) - want).max()) <= 1
+        assert not np.array_equal(got.codes, photo.codes)
 
 
 def test_no_predict_climbs_from_the_identity_and_steps_0_needs_a_predictor(tmp_path: Path, weights_file: str) -> None:

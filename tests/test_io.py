@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageCms, ImageOps
 
 from enhance import io as eio
-from enhance.io import ImageError, Photo, atomic_path, is_image_path, read, write, write_json
+from enhance.io import ImageError, Photo, atomic_path, is_image_path, read, write, write_json, write_pixels
 
 RNG = np.random.default_rng(0)
 
@@ -514,3 +514,27 @@ def test_is_image_path() -> None:
 
 def test_image_error_is_one_line() -> None:
     assert str(ImageError("a.png", "cannot decode (x\n  y)")) == "a.png: cannot decode (x y)"
+
+
+def test_an_8bit_rgb_photo_keeps_its_codes_and_makes_its_image_from_them(tmp_path: Path) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(tmp_path / "rgba.png")
+    photo = read(tmp_path / "rgb.png")
+    assert photo.codes is not None and np.array_equal(photo.codes, rgb)
+    assert torch.equal(photo.image, torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None])
+    assert read(tmp_path / "rgba.png").codes is None  # alpha: float image only
+
+
+def test_write_pixels_writes_what_write_writes(tmp_path: Path) -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    photo = read(tmp_path / "in.png")
+    for name in ("a.png", "a.jpg"):
+        write_pixels(tmp_path / f"codes-{name}", rgb, like=photo)
+        write(tmp_path / f"float-{name}", photo.image, like=photo)
+        assert (tmp_path / f"codes-{name}").read_bytes() == (tmp_path / f"float-{name}").read_bytes()
+    with pytest.raises(ImageError, match="overwrite the input"):
+        write_pixels(tmp_path / "in.png", rgb, like=photo)
+    with pytest.raises(ValueError, match="uint8"):
+        write_pixels(tmp_path / "b.png", rgb.astype(np.uint16))

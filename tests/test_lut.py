@@ -73,6 +73,8 @@ def test_8bit_tables_match_torch(names: list[str]) -> None:
         expected = codes8(render(x, recipe, params)).astype(int)
         fast = lut.render_8bit(codes8(x), recipe, params).astype(int)
         assert np.abs(fast - expected).max() <= 1
+        given = lut.render_8bit(codes8(x), recipe, params, lut.Palette.of(codes8(x)))  # made while tuning
+        assert np.array_equal(given, fast)
         assert np.abs(codes8(lut.render(x, recipe, params, levels=256)).astype(int) - expected).max() <= 1
 
 
