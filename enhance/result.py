@@ -40,7 +40,8 @@ class TuneResult:
     ``score``: the headline, the whole-photo opinion (as ``enhance score``) of the input as
     displayed ("before") and of the image returned ("after"). ``objective``: what the tuner
     climbed, "before" and "after", each on the tuning views ("proxy") and on the full render's
-    views ("full"). ``predicted``: the parameters a predictor gave, where the climb started
+    views ("full"; for a photo started from a prediction, the views of its render at detail scale,
+    as :func:`enhance.tune.finish_predicted` decides there, and the headline likewise). ``predicted``: the parameters a predictor gave, where the climb started
     (None: it started from the recipe's start values); ``ops`` holds the ones returned."""
 
     ops: list[dict[str, Any]]
