@@ -334,6 +334,9 @@ def _start(recipe: Any, steps: int | None, path: str | None, none_because: str |
 @click.option("--out", type=click.Path(), help="Predictor file (default: <recipe>.predictor.pt here).")
 @click.option("--data", type=click.Path(), default="../shared/data", show_default=True,
               help="Folder holding clive/ and kodak/ (the scorer's validation photos and kodim19-24 are left out).")
+@click.option("--also", multiple=True, type=click.Path(),
+              help="More training photos: a folder, or a CSV whose `path` column lists photos under --data "
+                   "(configs/sources/biq2021-best.csv: BIQ2021 Train's best-rated tenth); repeatable.")
 @click.option("--steps", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
 @click.option("--batch", type=click.IntRange(1, 1024), default=8, show_default=True, help="Photos per step.")
 @click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=2e-3, show_default=True)
@@ -342,8 +345,9 @@ def _start(recipe: Any, steps: int | None, path: str | None, none_because: str |
 @click.option("--device", default="cpu", show_default=True, callback=_device, help="cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue from the run's checkpoint (<out without .pt>.run/state.pt).")
 @click.option("--force", is_flag=True, help="Replace an existing predictor file (a resumed run may always).")
-def train_predictor_cmd(ops: tuple[str, ...], recipe: str | None, out: str | None, data: str, steps: int, batch: int,
-                        lr: float, seed: int, weights: str | None, device: str, resume: bool, force: bool) -> None:
+def train_predictor_cmd(ops: tuple[str, ...], recipe: str | None, out: str | None, data: str, also: tuple[str, ...],
+                        steps: int, batch: int, lr: float, seed: int, weights: str | None, device: str, resume: bool,
+                        force: bool) -> None:
     """Train a parameter predictor for a recipe (or the --op pipeline) by climbing the frozen scorer
     through its operators."""
     from tqdm import tqdm
@@ -361,7 +365,7 @@ def train_predictor_cmd(ops: tuple[str, ...], recipe: str | None, out: str | Non
     scorer = _scorer(weights, device)
     config = PredictorTraining(tuned, out, steps=steps, batch=batch, lr=lr, seed=seed, resume=resume)
     try:
-        photos = training_photos(data, scorer.meta)
+        photos = training_photos(data, scorer.meta, also)
     except ValueError as exc:
         _fail(str(exc))
     with tqdm(total=steps, desc=f"train-predictor {name}", unit="step", file=sys.stderr) as bar:

@@ -283,11 +283,12 @@ def training_loss(objs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 HELD_OUT_KODAK = tuple(f"kodim{i}.png" for i in range(19, 25))  # the benchmarks' held-out photos
 
 
-def training_photos(data: str | Path, scorer_meta: dict[str, Any]) -> list[Path]:
+def training_photos(data: str | Path, scorer_meta: dict[str, Any], also: Sequence[str | Path] = ()) -> list[Path]:
     """The training collection under ``data`` (a folder holding ``clive/`` and ``kodak/``): the CLIVE
     photos outside the scorer's validation split (``scorer_meta["val_split"]``) and the Kodak
-    photos outside `HELD_OUT_KODAK` and the scorer's held-out sources. ValueError when the scorer
-    records no split or no photo is found."""
+    photos outside `HELD_OUT_KODAK` and the scorer's held-out sources; then the photos ``also``
+    names (`listed_photos`), the same ones left out. ValueError when the scorer records no split,
+    a listed photo is missing or no photo is found."""
     from enhance.io import is_image_path
 
     root = Path(data)
@@ -298,9 +299,35 @@ def training_photos(data: str | Path, scorer_meta: dict[str, Any]) -> list[Path]
     clive = root / "clive" / "Images"
     photos = [p for p in sorted(clive.glob("*")) if is_image_path(p) and f"Images/{p.name}" not in val]
     photos += [p for p in sorted((root / "kodak").glob("*.png")) if p.name not in held]
+    photos += [p for p in listed_photos(also, root) if f"Images/{p.name}" not in val and p.name not in held]
     if not photos:
         raise ValueError(f"{root}: no training photos (expected clive/Images and kodak/ under it)")
     return photos
+
+
+def listed_photos(entries: Sequence[str | Path], root: Path) -> list[Path]:
+    """The photos each entry names, in order: a folder's images (recursively, sorted), or the
+    ``path`` column of a CSV file, each relative to ``root`` (as ``configs/sources/*.csv`` list
+    them). ValueError names a missing folder, list or photo."""
+    import csv
+
+    from enhance.io import is_image_path
+
+    out: list[Path] = []
+    for entry in map(Path, entries):
+        if entry.is_dir():
+            out += [p for p in sorted(entry.rglob("*")) if is_image_path(p)]
+            continue
+        try:
+            with open(entry, encoding="utf-8", newline="") as fh:
+                listed = [root / row["path"] for row in csv.DictReader(fh)]
+        except (OSError, KeyError) as exc:
+            raise ValueError(f"{entry}: not a folder of photos or a CSV with a `path` column ({exc})") from None
+        missing = next((p for p in listed if not p.is_file()), None)
+        if missing is not None:
+            raise ValueError(f"{entry}: lists {missing}, which is not a file (is --data right?)")
+        out += listed
+    return out
 
 
 @dataclass

@@ -156,6 +156,18 @@ def test_training_photos_leave_out_validation_and_held_out(tmp_path: Path) -> No
     assert [p.name for p in training_photos(tmp_path, meta)] == ["a.jpg", "kodim01.png"]
     with pytest.raises(ValueError, match="validation split"):
         training_photos(tmp_path, {})
+    # More photos from a folder and from a CSV listing paths under the data folder; held-out ones stay out
+    for rel in ("more/x.png", "more/notes.txt", "biq/Images/y.jpg", "biq/Images/kodim19.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    (tmp_path / "best.csv").write_text("path,licence\nbiq/Images/y.jpg,x\nbiq/Images/kodim19.png,x\n")
+    got = training_photos(tmp_path, meta, [tmp_path / "more", tmp_path / "best.csv"])
+    assert [p.name for p in got] == ["a.jpg", "kodim01.png", "x.png", "y.jpg"]
+    (tmp_path / "bad.csv").write_text("path\nbiq/Images/gone.jpg\n")
+    with pytest.raises(ValueError, match="bad.csv.*gone.jpg"):
+        training_photos(tmp_path, meta, [tmp_path / "bad.csv"])
+    with pytest.raises(ValueError, match="nothing.csv"):
+        training_photos(tmp_path, meta, [tmp_path / "nothing.csv"])
 
 
 @pytest.mark.parametrize("chosen", ["tonemap", ["tonemap"]], ids=["recipe tonemap", "op tonemap"])
