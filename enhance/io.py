@@ -594,8 +594,8 @@ def write(
     values = values.detach().to("cpu", torch.float32)[0]
     if not torch.isfinite(values).all():
         raise ValueError(f"{target}: image contains NaN/Inf values")
-    # torch rather than numpy: threaded, and no float temporaries of the whole image (as np.round would make)
-    codes = values.clamp(0, 1).mul(2**depth - 1).round_().to(torch.int32 if depth == 16 else torch.uint8)
+    # torch rather than numpy: threaded, one float copy of the image (the clamp), scaled and rounded in place
+    codes = values.clamp(0, 1).mul_(2**depth - 1).round_().to(torch.int32 if depth == 16 else torch.uint8)
     pixels = codes.permute(1, 2, 0).contiguous().numpy().astype(np.uint16 if depth == 16 else np.uint8, copy=False)
     _save(target, fmt, pixels, like, quality)
 
