@@ -81,23 +81,55 @@ def repeatable(device: torch.device) -> Iterator[None]:
         _KERNELS.leave()
 
 
+class Adam:
+    """Adam (Kingma & Ba, 2015; PyTorch's defaults: betas 0.9 and 0.999, eps 1e-8, the same update
+    as ``torch.optim.Adam``'s single-tensor path) on a few parameter tensors, each with its own step
+    count; a tensor whose gradient is None does not move and its moments are kept.
+
+    Written out because constructing any ``torch.optim`` optimiser imports ``torch._dynamo``, about
+    one second on a 2-core CPU: a third of a predicted photo's ``enhance tune``
+    (benchmarks/RESULTS.md, "Fast path")."""
+
+    betas = (0.9, 0.999)
+    eps = 1e-8
+
+    def __init__(self, leaves: Sequence[torch.Tensor], lr: float) -> None:
+        self.leaves, self.lr = list(leaves), lr
+        self.moments = [(torch.zeros_like(t), torch.zeros_like(t)) for t in self.leaves]
+        self.counts = [0] * len(self.leaves)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        for k, (t, (m, v)) in enumerate(zip(self.leaves, self.moments)):
+            if t.grad is None:
+                continue
+            self.counts[k] += 1
+            n = self.counts[k]
+            m.lerp_(t.grad, 1 - b1)
+            v.mul_(b2).addcmul_(t.grad, t.grad, value=1 - b2)
+            denom = (v.sqrt() / math.sqrt(1 - b2 ** n)).add_(self.eps)
+            t.addcdiv_(m, denom, value=-self.lr / (1 - b1 ** n))
+
+
 def adam(leaves: Sequence[torch.Tensor], step: Callable[[int], Sequence[torch.Tensor] | None], *, steps: int,
          lr: float, device: torch.device) -> None:
     """The Adam loop: for each of ``steps`` steps, ``step(i)`` evaluates the objective and sets the
     gradients of ``leaves`` (to be minimised), returning the leaves that must not move this step,
     or None to stop; every gradient set must be finite (TuneError otherwise). Repeatable on CUDA."""
-    opt = torch.optim.Adam(list(leaves), lr=lr)
+    opt = Adam(leaves, lr)
     with repeatable(device):  # forward and backward passes alike
         for i in range(1, steps + 1):
-            opt.zero_grad(set_to_none=True)
+            for t in opt.leaves:
+                t.grad = None
             frozen = step(i)
             if frozen is None:
                 break
-            for t in leaves:
+            for t in opt.leaves:
                 if t.grad is not None:
                     check_finite(t.grad, "the gradients")
             for t in frozen:
-                t.grad = None  # Adam leaves parameters without a gradient alone
+                t.grad = None  # a frozen parameter does not move
             opt.step()
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from enhance.climb import Adam
 from enhance.io import Photo
 from enhance.params import bounded, identity_pull, params_from_values
 from enhance.recipe import Recipe
@@ -130,6 +131,27 @@ def test_nelder_mead_runs_on_the_same_objective(tiny_scorer: Scorer) -> None:
     assert result.objective["after"]["proxy"].mean >= result.objective["before"]["proxy"].mean - 1e-6
     with pytest.raises(ValueError, match="unknown optimizer"):
         tune(_photo(), Recipe.from_ops(["exposure"]), tiny_scorer, steps=1, optimizer="sgd")
+
+
+def test_written_out_adam_follows_torch_optim_adam() -> None:
+    """The tuner's Adam takes the steps torch.optim.Adam takes, and a tensor without a gradient
+    neither moves nor counts a step (as in torch)."""
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(3, generator=gen), torch.randn(2, 2, generator=gen)]
+    ours = [t.clone().requires_grad_(True) for t in start]
+    theirs = [t.clone().requires_grad_(True) for t in start]
+    mine, ref = Adam(ours, lr=0.15), torch.optim.Adam(theirs, lr=0.15)
+    for i in range(12):
+        for leaves in (ours, theirs):
+            for t in leaves:
+                t.grad = None
+            loss = (leaves[0] ** 3).sum() + (leaves[1].sin().sum() if i % 4 != 1 else 0)  # leaves[1] skips 3 steps
+            loss.backward()
+        mine.step()
+        ref.step()
+        for a, b in zip(ours, theirs):
+            assert torch.allclose(a, b, rtol=0, atol=1e-6), (i, a, b)
+    assert mine.counts == [12, 9]
 
 
 def test_repeatable_switches_deterministic_kernels_on_for_cuda_only_and_restores() -> None:
