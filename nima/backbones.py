@@ -112,6 +112,17 @@ def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
 
 
+def _fold(module: nn.Module, pairs: tuple[tuple[str, str], ...]) -> None:
+    """Fold each named batch norm of ``module`` (eval mode) into the convolution before it, which
+    gains a bias; the norm becomes an identity."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for conv, bn in pairs:
+        if hasattr(module, conv):
+            setattr(module, conv, fuse_conv_bn_eval(getattr(module, conv), getattr(module, bn)))
+            setattr(module, bn, nn.Identity())
+
+
 class _SamePad(nn.Module):
     """TensorFlow 'SAME' padding for a strided convolution (asymmetric: extra pixel after)."""
 
@@ -144,6 +155,9 @@ class _MBConv(nn.Module):
         self._bn2 = _bn(c_out)
         self.residual = stride == 1 and c_in == c_out
 
+    def fold_batchnorm(self) -> None:
+        _fold(self, (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         if self.has_expand:
@@ -164,6 +178,7 @@ class EfficientNetLite(nn.Module):
     def __init__(self, stages: tuple[tuple[int, int, int, int, int, int], ...] | list[tuple[int, int, int, int, int, int]]
                  = _LITE0_STAGES) -> None:
         super().__init__()
+        self.folded = False
         self._stem_pad = _SamePad(3, 2)
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, bias=False)
         self._bn0 = _bn(32)
@@ -174,6 +189,15 @@ class EfficientNetLite(nn.Module):
         self._blocks = nn.Sequential(*blocks)
         self._conv_head = nn.Conv2d(stages[-1][-1], 1280, 1, bias=False)
         self._bn1 = _bn(1280)
+
+    def fold_batchnorm(self) -> None:
+        """Fold every batch norm into the convolution before it, for a frozen model in eval mode:
+        the same function (to float rounding) in fewer passes over the activations. The weights no
+        longer match a checkpoint's keys, and training would no longer update any statistics."""
+        _fold(self, (("_conv_stem", "_bn0"), ("_conv_head", "_bn1")))
+        for block in self._blocks:
+            block.fold_batchnorm()
+        self.folded = True
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.relu6(self._bn0(self._conv_stem(self._stem_pad(x))))

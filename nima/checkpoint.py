@@ -20,7 +20,12 @@ FORMAT, VERSION = "nima", 1
 
 
 def save_checkpoint(path: str | os.PathLike, model: NIMA, meta: dict[str, Any] | None = None) -> None:
-    """Write ``model`` (weights in fp16) and ``meta`` atomically to ``path``."""
+    """Write ``model`` (weights in fp16) and ``meta`` atomically to ``path``. ValueError for a model
+    whose batch norms were folded for scoring (:func:`nima.load_scorer`'s): its weights no longer
+    have a checkpoint's keys."""
+    if getattr(model.features, "folded", False):
+        raise ValueError("this model's batch norms are folded for scoring (load_scorer); "
+                         "save the model load_checkpoint returns instead")
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     blob = {
         "format": FORMAT, "version": VERSION, "backbone": model.spec.name,

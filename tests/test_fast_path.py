@@ -152,10 +152,10 @@ def test_train_predictor_runs_on_a_tiny_configuration(tmp_path: Path, weights_fi
                                                       stages: int) -> None:
     """Two steps of `enhance train-predictor` for the shipped recipes and for `--op tonemap` on four
     small photos: a predictor file that `tune --predictor` takes with the same choice."""
-    from nima import load_scorer, save_checkpoint
+    from nima import load_checkpoint, save_checkpoint
 
     weights = tmp_path / "w.pt"
-    save_checkpoint(weights, load_scorer(weights_file).model, {"val_split": ["Images/c.jpg"]})
+    save_checkpoint(weights, load_checkpoint(weights_file)[0], {"val_split": ["Images/c.jpg"]})
     data = tmp_path / "data"
     (data / "clive" / "Images").mkdir(parents=True)
     (data / "kodak").mkdir()
