@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from enhance.fidelity import hdr_objective
-from enhance.params import Unconstrained, bounded, identity_pull, identity_values, unconstrained, values_of
+from enhance.params import Unconstrained, bounded, identity_pull, identity_values, recorded, unconstrained, values_of
 from enhance.recipe import Recipe
 from enhance.render import Params, Source, check_finite, pipeline
 from enhance.result import Opinion
@@ -183,7 +183,7 @@ class Climb:
 
     source: Source
     recipe: Recipe
-    params: Params          # the best parameters found, human units
+    params: Params          # the best parameters found, human units, rounded as recorded
     before: Opinion         # the objective's views of the input
     after: Opinion          # the objective's views with the best parameters
     steps: int
@@ -264,7 +264,7 @@ def climb(
                 nelder_mead(lambda u: objective([i], [u]), tracks[i], u0[i], steps, on_step)
     seconds = (time.perf_counter() - t0) / max(len(sources), 1)
     with torch.no_grad():
-        return [Climb(s, r, bounded(r, t.best_u), b, Opinion.of(t.best_dist), t.steps, t.evaluations,
+        return [Climb(s, r, recorded(r, bounded(r, t.best_u)), b, Opinion.of(t.best_dist), t.steps, t.evaluations,
                       optimizer, [round(h, 5) for h in t.history], seconds)
                 for s, r, t, b in zip(sources, recipes, tracks, before)]
 

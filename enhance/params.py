@@ -12,6 +12,7 @@ from enhance.recipe import Recipe
 from enhance.render import Params
 
 Unconstrained = list[dict[str, torch.Tensor]]   # one dict per stage: name -> (B,) unconstrained values
+DECIMALS = 6  # places a record (sidecar, fitted.toml) keeps of each parameter value
 
 
 def unconstrained(recipe: Recipe, batch: int, device: torch.device | str) -> Unconstrained:
@@ -46,9 +47,16 @@ def params_from_values(recipe: Recipe, values: Sequence[dict[str, float]], devic
 
 
 def values_of(recipe: Recipe, u: Unconstrained) -> list[dict[str, float]]:
-    """Human-unit values of (1,) unconstrained parameters, as plain floats."""
+    """Human-unit values of (1,) unconstrained parameters, as plain floats rounded as recorded."""
     with torch.no_grad():
-        return [{k: float(v) for k, v in p.items()} for p in bounded(recipe, u)]
+        return [{k: round(float(v), DECIMALS) for k, v in p.items()} for p in bounded(recipe, u)]
+
+
+def recorded(recipe: Recipe, params: Params) -> Params:
+    """(1,) ``params`` rounded to ``DECIMALS`` places, as a record holds them: a result rendered
+    with these is the one `enhance apply` renders again from the record, bit for bit."""
+    device = next(iter(params[0].values())).device if params and params[0] else "cpu"
+    return params_from_values(recipe, [{k: round(float(v), DECIMALS) for k, v in p.items()} for p in params], device)
 
 
 def identity_values(recipe: Recipe) -> list[dict[str, float]]:

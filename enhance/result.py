@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from enhance.params import DECIMALS
 from enhance.recipe import Recipe
 from enhance.render import Params
 from nima import Scorer, mean_score, std_score
@@ -67,8 +68,9 @@ class TuneResult:
 
 
 def ops_record(recipe: Recipe, params: Params) -> list[dict[str, Any]]:
-    """[{"name": operator, "params": {name: value}}] per stage, human units rounded to 6 places."""
-    return [{"name": st.op.name, "params": {k: round(float(v), 6) for k, v in p.items()}}
+    """[{"name": operator, "params": {name: value}}] per stage, human units rounded to
+    :data:`enhance.params.DECIMALS` places."""
+    return [{"name": st.op.name, "params": {k: round(float(v), DECIMALS) for k, v in p.items()}}
             for st, p in zip(recipe.stages, params)]
 
 

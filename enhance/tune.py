@@ -24,7 +24,7 @@ import torch
 
 from enhance.climb import Climb, OnStep, climb
 from enhance.io import Photo, read
-from enhance.params import identity_values, params_from_values
+from enhance.params import identity_values, params_from_values, recorded
 from enhance.recipe import Recipe, as_recipe
 from enhance.render import Params, Source, TuneError, check_finite, check_hdr, render, resize_long
 from enhance.result import Opinion, TuneResult, ops_record
@@ -293,7 +293,8 @@ def finish_predicted(
     The record holds both parameter sets: ``predicted`` and ``ops`` (the ones returned)."""
     t0 = time.perf_counter()
     climbed = recipe if chosen is None else recipe.alone(chosen)
-    start = params_from_values(climbed, [predicted[chosen]] if chosen is not None else predicted, small.image.device)
+    start = recorded(climbed, params_from_values(climbed, [predicted[chosen]] if chosen is not None else predicted,
+                                                  small.image.device))
     detail = resize_long(small.image, DETAIL)
     tried = {"prediction": start}
     if climb is not None and not all(torch.allclose(a[k], b[k], atol=1e-6) for a, b in zip(start, climb.params) for k in a):
