@@ -195,8 +195,9 @@ class EfficientNetLite(nn.Module):
         the same function (to float rounding) in fewer passes over the activations. The weights no
         longer match a checkpoint's keys, and training would no longer update any statistics."""
         _fold(self, (("_conv_stem", "_bn0"), ("_conv_head", "_bn1")))
-        for block in self._blocks:
-            block.fold_batchnorm()
+        for block in self._blocks.children():
+            if isinstance(block, _MBConv):
+                block.fold_batchnorm()
         self.folded = True
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
