@@ -357,3 +357,19 @@ def test_replicate_pad_matches_f_pad() -> None:
     x = torch.rand(2, 3, 7, 5)
     for k in (0, 1, 4, 9):
         assert torch.equal(replicate_pad(x, k), F.pad(x, (k,) * 4, mode="replicate"))
+
+
+def test_srgb_transfer_functions_are_kornias() -> None:
+    """Written out to keep kornia's import off the pointwise path: the same values as kornia's,
+    bit for bit, at the thresholds, black and white included, and finite gradients there."""
+    from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb
+
+    from enhance.ops.color import linear_to_srgb, srgb_to_linear
+
+    edges = torch.tensor([0.0, 0.0031308, 0.04045, 1.0, -0.5, 1.5]).view(1, 1, 1, 6).expand(1, 3, 1, 6)
+    x = torch.cat([torch.rand(1, 3, 1, 6, generator=torch.Generator().manual_seed(0)), edges], 2)
+    assert torch.equal(srgb_to_linear(x), rgb_to_linear_rgb(x.clamp(0, 1)))
+    assert torch.equal(linear_to_srgb(x), linear_rgb_to_rgb(x.clamp(0, 1)))
+    x = x.clone().requires_grad_(True)
+    linear_to_srgb(srgb_to_linear(x)).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

@@ -14,19 +14,20 @@ _LUMA = (13933 / 65536, 46871 / 65536, 4732 / 65536)
 
 
 def srgb_to_linear(x: Tensor) -> Tensor:
-    """sRGB-encoded (*,3,H,W) values in [0,1] (clamped) -> linear light in [0,1] (IEC 61966-2-1),
-    by kornia (imported here, off the command's start)."""
-    from kornia.color import rgb_to_linear_rgb
+    """sRGB-encoded (*,3,H,W) values in [0,1] (clamped) -> linear light in [0,1] (IEC 61966-2-1).
 
-    return rgb_to_linear_rgb(x.clamp(0, 1))
+    The same arithmetic as kornia's ``rgb_to_linear_rgb``, written out: importing kornia costs about
+    0.1 s (it imports its augmentation package), and the pointwise operators need nothing else of it."""
+    x = x.clamp(0, 1)
+    return torch.where(x > 0.04045, torch.pow((x + 0.055) / 1.055, 2.4), x / 12.92)
 
 
 def linear_to_srgb(y: Tensor) -> Tensor:
-    """Linear light (*,3,H,W) (clamped to [0,1]) -> sRGB-encoded values in [0,1], by kornia; finite
-    gradients at 0."""
-    from kornia.color import linear_rgb_to_rgb
-
-    return linear_rgb_to_rgb(y.clamp(0, 1))
+    """Linear light (*,3,H,W) (clamped to [0,1]) -> sRGB-encoded values in [0,1], as kornia's
+    ``linear_rgb_to_rgb`` computes it; finite gradients at 0 (the power's branch sees no value
+    below its threshold)."""
+    y = y.clamp(0, 1)
+    return torch.where(y > 0.0031308, 1.055 * torch.pow(y.clamp(min=0.0031308), 1 / 2.4) - 0.055, 12.92 * y)
 
 
 def luminance(x: Tensor) -> Tensor:
