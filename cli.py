@@ -14,7 +14,6 @@ from typing import Any, Callable, NoReturn
 import click
 
 
-REFINE_STEPS = 10  # refining steps after a prediction (benchmarks/RESULTS.md, "Fast path": chosen on training photos)
 
 
 def _fail(message: str) -> NoReturn:
@@ -224,8 +223,8 @@ def _prediction_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--steps``, ``--no-predict`` and ``--predictor``, shared by tune and batch."""
     for option in reversed([
         click.option("--steps", type=click.IntRange(0, 10_000),
-                     help=f"Step budget (default: {REFINE_STEPS} refining a prediction, else the recipe's, 50); "
-                          "0 applies the prediction alone."),
+                     help="Step budget (default: after a prediction, the predictor's own count of refining steps, "
+                          "see enhance/predictors/README.md; else the recipe's, 50); 0 applies the prediction alone."),
         click.option("--no-predict", is_flag=True,
                      help="Climb from the recipe's start values (the identity), not from a prediction."),
         click.option("--predictor", "predictor_file", type=click.Path(),
@@ -315,7 +314,7 @@ def _predictor(recipe: Any, path: str | None) -> Any:
 
 def _start(recipe: Any, steps: int | None, path: str | None, none_because: str | None) -> tuple[Any, int | None]:
     """Where tune and batch start: the predictor (`_predictor`; None when ``none_because`` names the
-    option that asks for none) and the step budget (`REFINE_STEPS` after a prediction unless
+    option that asks for none) and the step budget (the predictor's ``refine_steps`` unless
     ``steps`` is given). Exits with a one-line error for a predictor that does not fit, and for
     ``--steps 0`` with no prediction to apply."""
     try:
@@ -325,7 +324,7 @@ def _start(recipe: Any, steps: int | None, path: str | None, none_because: str |
     if steps == 0 and predictor is None:
         _fail("--steps 0 applies a prediction, and " + (f"{none_because} asks for none" if none_because else
               f"no parameter predictor is trained for these operators ({recipe.name}); give --predictor FILE"))
-    return predictor, REFINE_STEPS if predictor is not None and steps is None else steps
+    return predictor, predictor.refine_steps if predictor is not None and steps is None else steps
 
 
 @main.command("train-predictor")

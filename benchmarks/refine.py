@@ -8,6 +8,7 @@ the result is compared with the pristine original (PSNR gain over the degraded i
 headline score (the whole photo) and the tuning time.
 
     python benchmarks/refine.py --recipe tonemap --steps 0,2,5,10,20 --sources 6 --json out.json
+    python benchmarks/refine.py --op tonemap --steps 0,3,5,10 --json out.json   # what `tune --op tonemap` climbs
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def training_sources(meta: dict) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="tonemap")
+    parser.add_argument("--op", action="append", help="an operator, as `tune --op` takes it (repeat for a pipeline), instead of --recipe")
     parser.add_argument("--predictor", help="predictor file (default: the shipped one for the recipe)")
     parser.add_argument("--steps", default="0,2,5,10,20", help="refining step counts to compare")
     parser.add_argument("--sources", type=int, default=6, help="how many training sources (evenly spread)")
@@ -50,7 +52,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     scorer = load_scorer()
-    recipe = as_recipe(args.recipe)
+    recipe = as_recipe(args.op or args.recipe)
     predictor = predictor_for(recipe, args.predictor)
     sources = training_sources(scorer.meta)
     if args.names:
@@ -75,7 +77,7 @@ def main() -> None:
                                       "seconds": time.perf_counter() - t0, "kept_input": result.kept_input}
             rows.append(row)
             print(path.name, name, {s: round(r["gain"], 2) for s, r in row["runs"].items()}, flush=True)
-    print(f"\n{len(sources)} training sources x {len(rows) // max(len(sources), 1)} degradations, recipe {args.recipe}\n")
+    print(f"\n{len(sources)} training sources x {len(rows) // max(len(sources), 1)} degradations, recipe {recipe.name}\n")
     print("| refining steps | mean PSNR gain (dB) | share better | worst (dB) | mean headline score | mean seconds |")
     print("|---|---|---|---|---|---|")
     for steps in counts:

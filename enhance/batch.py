@@ -542,8 +542,8 @@ def tune_folder(
     file of the user's without ``force``, an input, a path out of ``outdir``) gets a ``failed``
     record. ``report``: an HTML page of the tuned photos written at the end (by rank 0). ``reads``:
     other files the run reads (recipe, weights), never written. ``predictor``: each photo starts
-    from its prediction (see :func:`enhance.tune.tune`); a finished photo is redone when another
-    predictor (or none) is given.
+    from its prediction (see :func:`enhance.tune.tune`; ``steps`` then defaults to the predictor's
+    ``refine_steps``); a finished photo is redone when another predictor (or none) is given.
 
     Callbacks, for progress: ``on_plan(photos of this rank, already finished)`` once before
     tuning, ``on_record(record)`` per photo (the skipped ones first), ``on_fit_step(step, mean
@@ -561,7 +561,7 @@ def tune_folder(
     ('batch: 1 done, 0 failed, 0 skipped', ['a.png'])
     """
     recipe = as_recipe(recipe)
-    steps = recipe.steps if steps is None else steps
+    steps = (recipe.steps if predictor is None or shared else predictor.refine_steps) if steps is None else steps
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     device = scorer.device
     planned, missing = plan(inputs, outdir)

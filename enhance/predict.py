@@ -35,6 +35,7 @@ from nima import Scorer, mean_score
 THUMB = 224          # the predictor sees the photo resized to THUMB x THUMB
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)  # of the thumbnail's luma, among its inputs
 SHIPPED = Path(__file__).with_name("predictors")        # <recipe name>.pt: the shipped predictors
+REFINE_STEPS = 10    # refining steps after a prediction, for a predictor whose file names no count of its own
 _LUMA = (0.2126, 0.7152, 0.0722)
 
 
@@ -81,6 +82,13 @@ class Predictor(nn.Module):
         with torch.no_grad():  # start at the recipe's start values, every operator alike
             start = [float(s.unbounded(torch.tensor(st.start[s.name]))) for st in recipe.stages for s in st.specs]
             last.bias.copy_(torch.tensor(start + [0.0] * self.choices))
+
+    @property
+    def refine_steps(self) -> int:
+        """How many refining steps `tune` and `batch` take after this predictor's prediction by
+        default: the count its file records (``meta["refine_steps"]``, measured on training photos
+        with ``benchmarks/refine.py``), else `REFINE_STEPS`."""
+        return int(self.meta.get("refine_steps", REFINE_STEPS))
 
     def forward(self, thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.features(thumb)

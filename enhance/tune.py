@@ -70,6 +70,9 @@ def tune(
     units, scores before and after, steps, timings). ``optimizer`` is ``"adam"`` (gradients) or
     ``"nelder-mead"`` (scipy, derivative-free). Deterministic for a given ``seed`` on one
     device (on CUDA through deterministic kernels); a CPU and a GPU reach slightly different results.
+    ``predictor`` (:func:`enhance.predict.find_predictor`): a display-referred photo starts from its
+    prediction, refined for ``steps`` (default: the predictor's ``refine_steps``) and the better kept
+    (:func:`finish_predicted`).
 
     >>> image = torch.rand(1, 3, 64, 96) * 0.5          # a dim photo
     >>> out, result = tune(image, ["exposure"], steps=3)
@@ -168,9 +171,9 @@ def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[So
         predicted.append(values)
         chosen.append(stage)
         recipes.append(recipe.with_values(values) if stage is None else recipe.alone(stage).with_values([values[stage]]))
-    steps = recipe.steps if climbing.get("steps") is None else climbing["steps"]
-    climbs: Sequence[Climb | None] = ([None] * len(plain) if steps == 0 else
-                                      climb([sources[k] for k in plain], recipes, scorer, crops=crops, seed=seed, **climbing))
+    refining = {**climbing, "steps": predictor.refine_steps if climbing.get("steps") is None else climbing["steps"]}
+    climbs: Sequence[Climb | None] = ([None] * len(plain) if refining["steps"] == 0 else
+                                      climb([sources[k] for k in plain], recipes, scorer, crops=crops, seed=seed, **refining))
     out: dict[int, tuple[torch.Tensor, TuneResult]] = {}
     for k, c, values, stage, t in zip(plain, climbs, predicted, chosen, seconds):
         out[k] = finish_predicted(c, sources[k], full[k], recipe, values, stage, scorer, crops=crops, seed=seed,
