@@ -5,7 +5,9 @@ photo and a folder of one-megapixel JPEGs, then runs the commands below as subpr
 reports each one's wall time and the stages its sidecars record (read: the proxy or the photo
 decoded; tune: prediction and climb; render: the choice, the full render and its scores; write:
 encoding and the input's hash; wait: for the full decode of the JPEG after the climb; start: the
-rest, chiefly importing torch and loading the scorer).
+rest, chiefly importing torch and loading the scorer). It first times ``python -c "import gc, torch;
+gc.freeze()"`` (the console script also freezes the collector on the way out)
+three times: the floor under every row, and a gauge of how busy the machine is.
 
     python benchmarks/fast_path.py [--op-predictor FILE] [--repeat 1] [--batch-photos 8]
 
@@ -39,6 +41,13 @@ def run(args: list[str]) -> float:
     if done.returncode != 0:
         raise SystemExit(f"enhance {' '.join(args)} failed:\n{done.stderr}")
     return seconds
+
+
+def run_python(code: str) -> float:
+    """Wall seconds of ``python -c CODE``."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - t0
 
 
 def stages(sidecar: Path, wall: float) -> str:
@@ -78,6 +87,8 @@ def main() -> None:
             ("tune --recipe tonemap --steps 0", ["tune", str(big), "--recipe", "tonemap", "--steps", "0"]),
             ("tune --recipe auto", ["tune", str(big), "--recipe", "auto"]),
         ]
+        imports = [run_python("import gc, torch; gc.freeze()") for _ in range(3)]  # the floor under every row (enhance freezes too)
+        print(f"python -c 'import gc, torch; gc.freeze()': {', '.join(f'{t:.2f}' for t in imports)} s", flush=True)
         for label, command in rows:
             if args.only and args.only not in label:
                 continue
