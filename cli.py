@@ -14,8 +14,6 @@ from typing import Any, Callable, NoReturn
 import click
 
 
-
-
 def _fail(message: str) -> NoReturn:
     click.echo(f"enhance: {message}", err=True)
     sys.exit(2)

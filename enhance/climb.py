@@ -86,8 +86,8 @@ class Adam:
     as ``torch.optim.Adam``'s single-tensor path) on a few parameter tensors, each with its own step
     count; a tensor whose gradient is None does not move and its moments are kept.
 
-    Written out because constructing any ``torch.optim`` optimiser imports ``torch._dynamo``, about
-    one second on a 2-core CPU: a third of a predicted photo's ``enhance tune``
+    Written out because constructing any ``torch.optim`` optimiser imports ``torch._dynamo``, which
+    takes about a second on a 2-core CPU: as long as a predicted photo's refining steps
     (benchmarks/RESULTS.md, "Fast path")."""
 
     betas = (0.9, 0.999)
