@@ -306,7 +306,10 @@ def finish_predicted(
     headlines = {n: photo_score(scorer, r) for n, r in renders.items()}
     name = max(headlines, key=lambda n: headlines[n].mean)  # the prediction on a tie: it comes first
     params = tried[name]
-    before_views, score_before = view_opinion(detail, climbed, scorer, crops=crops, seed=seed), photo_score(scorer, detail)
+    # the climb's own views of the input are these when it climbed on the detail-scale copy itself
+    before_views = (climb.before if climb is not None and detail is small.plain else
+                    view_opinion(detail, climbed, scorer, crops=crops, seed=seed))
+    score_before = photo_score(scorer, detail)
     after_views = view_opinion(renders[name], climbed, scorer, crops=crops, seed=seed)
     kept = after_views.mean <= before_views.mean
     why = (f" (whole-photo score at detail scale: prediction {headlines['prediction'].mean:.3f}, "
