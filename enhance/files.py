@@ -22,7 +22,7 @@ from enhance.recipe import Recipe
 from enhance.params import params_from_values
 from enhance.render import Source, check_hdr, render
 from enhance.result import sidecar_record
-from enhance.tune import tune_sources
+from enhance.tune import predicted_records, tune_sources
 from enhance.views import DETAIL
 from nima import Scorer
 
@@ -113,12 +113,15 @@ def tune_file(
             if small.linear:
                 check_hdr(recipe)
         t_read = time.perf_counter() - t0
-        output, result = tune_sources([small], recipe, scorer, crops=2, seed=seed, predictor=predictor,
-                                      full=[full or small], steps=steps, strength=strength,
-                                      optimizer=optimizer, on_step=on_step)[0]
+        climbing: dict[str, Any] = dict(steps=steps, strength=strength, optimizer=optimizer, on_step=on_step)
+        if in_codes:  # the engine renders nothing at full resolution: the codes are looked up below
+            assert predictor is not None
+            result = predicted_records([small], recipe, scorer, predictor, crops=2, seed=seed, **climbing)[0]
+        else:
+            output, result = tune_sources([small], recipe, scorer, crops=2, seed=seed, predictor=predictor,
+                                          full=[full or small], **climbing)[0]
         photo = photo_read.result()
     t1 = time.perf_counter()
-    pixels = None
     if in_codes:
         codes = _codes(photo)
         pixels = codes if result.kept_input else lut.render_8bit(
@@ -129,7 +132,7 @@ def tune_file(
     t_wait = max(time.perf_counter() - t0 - t_read - sum(result.seconds.values()), 0.0)
     t1 = time.perf_counter()
     with ThreadPoolExecutor(1, "encode") as pool:
-        written = (pool.submit(write_pixels, out, pixels, like=photo) if pixels is not None else
+        written = (pool.submit(write_pixels, out, pixels, like=photo) if in_codes else
                    pool.submit(write, out, output.cpu(), like=photo, bit_depth=bit_depth))
         src_sha = file_sha256(src)
         written.result()

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, cast
 
 import torch
 
@@ -139,7 +139,9 @@ def tune_sources(sources: Sequence[Source], recipe: Recipe, scorer: Scorer, *, c
     copies to climb on (a JPEG's draft decoding); they are rendered."""
     full = list(sources if full is None else full)
     if predictor is not None and not all(s.linear for s in sources):
-        return _tune_predicted(sources, full, recipe, scorer, predictor, crops=crops, seed=seed, **climbing)
+        # every photo has a full-resolution source here, so every output is rendered
+        return cast(list[tuple[torch.Tensor, TuneResult]],
+                    _tune_predicted(sources, full, recipe, scorer, predictor, crops=crops, seed=seed, **climbing))
     if recipe.select == "best":
         n = len(recipe.stages)
         climbs = climb([s for s in sources for _ in range(n)], [recipe.alone(i) for _ in sources for i in range(n)],
@@ -155,10 +157,24 @@ def resolved(source: Source | Future[Source]) -> Source:
     return source.result() if isinstance(source, Future) else source
 
 
-def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[Source]], recipe: Recipe, scorer: Scorer,
-                    predictor: Predictor, *, crops: int, seed: int, **climbing: Any) -> list[tuple[torch.Tensor, TuneResult]]:
+def predicted_records(sources: Sequence[Source], recipe: Recipe, scorer: Scorer, predictor: Predictor, *, crops: int,
+                      seed: int, **climbing: Any) -> list[TuneResult]:
+    """What :func:`tune_sources` finds for display-referred photos started from ``predictor``, with
+    nothing rendered at full resolution: for a caller that renders the recorded values itself (an
+    8-bit JPEG's codes through its colour table, :func:`enhance.files.tune_file`). ValueError for
+    HDR radiance."""
+    if any(s.linear for s in sources):
+        raise ValueError("predicted_records takes display-referred photos only")
+    return [r for _, r in _tune_predicted(sources, [None] * len(sources), recipe, scorer, predictor, crops=crops,
+                                          seed=seed, **climbing)]
+
+
+def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[Source] | None], recipe: Recipe,
+                    scorer: Scorer, predictor: Predictor, *, crops: int, seed: int,
+                    **climbing: Any) -> list[tuple[torch.Tensor | None, TuneResult]]:
     """Each display-referred photo climbs from ``predictor``'s parameters (for ``select = "best"``:
-    the operator it chose, alone), all in one batched climb; HDR radiance as without a predictor."""
+    the operator it chose, alone), all in one batched climb; HDR radiance as without a predictor.
+    A ``full`` of None: that photo is not rendered (:func:`finish_predicted`)."""
     from enhance.predict import check_predictor, predict_choice
 
     check_predictor(predictor, recipe)
@@ -174,14 +190,14 @@ def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[So
     refining = {**climbing, "steps": predictor.refine_steps if climbing.get("steps") is None else climbing["steps"]}
     climbs: Sequence[Climb | None] = ([None] * len(plain) if refining["steps"] == 0 else
                                       climb([sources[k] for k in plain], recipes, scorer, crops=crops, seed=seed, **refining))
-    out: dict[int, tuple[torch.Tensor, TuneResult]] = {}
+    out: dict[int, tuple[torch.Tensor | None, TuneResult]] = {}
     for k, c, values, stage, t in zip(plain, climbs, predicted, chosen, seconds):
         out[k] = finish_predicted(c, sources[k], full[k], recipe, values, stage, scorer, crops=crops, seed=seed,
                                   predict_seconds=t)
     hdr = [k for k, s in enumerate(sources) if s.linear]
     if hdr:
         rest = tune_sources([sources[k] for k in hdr], recipe, scorer, crops=crops, seed=seed,
-                            full=[full[k] for k in hdr], **climbing)
+                            full=[f if (f := full[k]) is not None else sources[k] for k in hdr], **climbing)
         out.update(zip(hdr, rest))
     return [out[k] for k in range(len(sources))]
 
@@ -279,13 +295,15 @@ def finish_best(
 
 
 def finish_predicted(
-    climb: Climb | None, small: Source, full: Source | Future[Source], recipe: Recipe, predicted: list[dict[str, float]],
-    chosen: int | None, scorer: Scorer, *, crops: int = 2, seed: int = 0, predict_seconds: float = 0.0,
-) -> tuple[torch.Tensor, TuneResult]:
+    climb: Climb | None, small: Source, full: Source | Future[Source] | None, recipe: Recipe,
+    predicted: list[dict[str, float]], chosen: int | None, scorer: Scorer, *, crops: int = 2, seed: int = 0,
+    predict_seconds: float = 0.0,
+) -> tuple[torch.Tensor | None, TuneResult]:
     """Finish a climb that started from a predictor's values ``predicted`` (one dict per stage of
     ``recipe``; ``chosen``: the stage a ``select = "best"`` predictor chose, climbed alone) on
     ``small``, a copy of the photo ``full`` (or ``full`` itself, or a future of it still being
-    decoded); ``climb`` None: no refining steps, the prediction alone.
+    decoded; None: the result is not rendered and the image returned is None, for a caller that
+    renders the recorded values itself); ``climb`` None: no refining steps, the prediction alone.
 
     Every check is made on the photo at detail scale (long side ``DETAIL``, the copy the views'
     crops come from anyway), which the scorer's 224-pixel views cannot tell from the full render of
@@ -318,8 +336,8 @@ def finish_predicted(
             if kept else f"{name} kept{why}")
     if chosen is not None:
         note += f"; {recipe.stages[chosen].op.name} chosen by the predictor"
-    photo = resolved(full)
-    output = photo.plain.clone() if kept else full_render(photo, climbed, params)
+    photo = small if full is None else resolved(full)
+    output = None if full is None else photo.plain.clone() if kept else full_render(photo, climbed, params)
 
     def record(values: Params) -> list[dict[str, Any]]:
         if chosen is None:

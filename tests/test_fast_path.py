@@ -3,6 +3,7 @@ the batched climb of a select = "best" recipe's candidates. No shared data neede
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from enhance import lut
 from enhance.climb import climb
 from enhance.io import read
 from enhance.params import params_from_values
-from enhance.predict import Predictor, save_predictor
+from enhance.predict import Predictor, load_predictor, save_predictor
 from enhance.recipe import Recipe
 from enhance.render import Source, render
-from enhance.tune import full_render
+from enhance.tune import full_render, predicted_records
 
 
 def _photo(path: Path, size: tuple[int, int], seed: int = 0, gain: float = 0.6) -> Path:
@@ -76,10 +77,17 @@ def test_steps_0_and_the_refinement_write_valid_outputs_and_sidecars(tmp_path: P
             assert float((read(out).image - want.clamp(0, 1)).abs().mean()) < tolerance
 
 
-def test_a_predicted_jpeg_is_rendered_in_8bit_codes_as_the_float_path_renders_it(tmp_path: Path, weights_file: str) -> None:
+def test_a_predicted_jpeg_is_rendered_in_8bit_codes_as_the_float_path_renders_it(tmp_path: Path, weights_file: str,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A JPEG started from a prediction, pointwise operators, 8-bit output: the decoded codes go
-    through the colour table; the file (a PNG here, lossless) holds the float render of the
-    recorded parameters rounded to 8 bits, within one level, or the input's codes where kept."""
+    through the colour table, and the engine renders nothing at full resolution; the file (a PNG
+    here, lossless) holds the float render of the recorded parameters rounded to 8 bits, within one
+    level, or the input's codes where kept."""
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the 8-bit path rendered in float")
+
+    monkeypatch.setattr(importlib.import_module("enhance.tune"), "full_render", never)
     src = _photo(tmp_path / "large.jpg", (2300, 1400))
     names = ["exposure", "tonemap"]
     for seed in (0, 1):
@@ -98,6 +106,13 @@ def test_a_predicted_jpeg_is_rendered_in_8bit_codes_as_the_float_path_renders_it
         want = lut.to_codes(lut.render(photo.image, recipe, params, levels=256)[0].permute(1, 2, 0))
         assert int(np.abs(got.codes.astype(int) - want).max()) <= 1
         assert not np.array_equal(got.codes, photo.codes)
+
+
+def test_predicted_records_refuse_hdr_radiance(tmp_path: Path, tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    predictor = load_predictor(_predictor(tmp_path / "p.pt", ["tonemap"]))
+    radiance = Source.of(torch.rand(1, 3, 32, 48) * 8, linear=True)
+    with pytest.raises(ValueError, match="display-referred photos only"):
+        predicted_records([radiance], Recipe.from_ops(["tonemap"]), tiny_scorer, predictor, crops=2, seed=0)
 
 
 def test_no_predict_climbs_from_the_identity_and_steps_0_needs_a_predictor(tmp_path: Path, weights_file: str) -> None:
