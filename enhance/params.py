@@ -46,17 +46,22 @@ def params_from_values(recipe: Recipe, values: Sequence[dict[str, float]], devic
             for st, v in zip(recipe.stages, values)]
 
 
+def recorded_values(params: Params) -> list[dict[str, float]]:
+    """(1,) human-unit ``params`` as a record holds them: plain floats rounded to ``DECIMALS`` places."""
+    return [{k: round(float(v), DECIMALS) for k, v in p.items()} for p in params]
+
+
 def values_of(recipe: Recipe, u: Unconstrained) -> list[dict[str, float]]:
     """Human-unit values of (1,) unconstrained parameters, as plain floats rounded as recorded."""
     with torch.no_grad():
-        return [{k: round(float(v), DECIMALS) for k, v in p.items()} for p in bounded(recipe, u)]
+        return recorded_values(bounded(recipe, u))
 
 
 def recorded(recipe: Recipe, params: Params) -> Params:
     """(1,) ``params`` rounded to ``DECIMALS`` places, as a record holds them: a result rendered
     with these is the one `enhance apply` renders again from the record, bit for bit."""
     device = next(iter(params[0].values())).device if params and params[0] else "cpu"
-    return params_from_values(recipe, [{k: round(float(v), DECIMALS) for k, v in p.items()} for p in params], device)
+    return params_from_values(recipe, recorded_values(params), device)
 
 
 def identity_values(recipe: Recipe) -> list[dict[str, float]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from enhance.params import DECIMALS
+from enhance.params import recorded_values
 from enhance.recipe import Recipe
 from enhance.render import Params
 from nima import Scorer, mean_score, std_score
@@ -68,10 +68,9 @@ class TuneResult:
 
 
 def ops_record(recipe: Recipe, params: Params) -> list[dict[str, Any]]:
-    """[{"name": operator, "params": {name: value}}] per stage, human units rounded to
-    :data:`enhance.params.DECIMALS` places."""
-    return [{"name": st.op.name, "params": {k: round(float(v), DECIMALS) for k, v in p.items()}}
-            for st, p in zip(recipe.stages, params)]
+    """[{"name": operator, "params": {name: value}}] per stage, human units rounded as recorded
+    (:func:`enhance.params.recorded_values`)."""
+    return [{"name": st.op.name, "params": v} for st, v in zip(recipe.stages, recorded_values(params))]
 
 
 def package_version() -> str:
