@@ -118,8 +118,9 @@ def tune_file(
             assert predictor is not None
             result = predicted_records([small], recipe, scorer, predictor, crops=2, seed=seed, **climbing)[0]
         else:
+            assert full is not None  # decoded in the thread whenever the codes are not looked up
             output, result = tune_sources([small], recipe, scorer, crops=2, seed=seed, predictor=predictor,
-                                          full=[full or small], **climbing)[0]
+                                          full=[full], **climbing)[0]
         photo = photo_read.result()
     t1 = time.perf_counter()
     if in_codes:
