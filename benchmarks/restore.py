@@ -13,9 +13,9 @@ second collection: the 30 best-rated photos of BIQ2021's Test split, which no tr
 (``benchmarks/sources/biq2021-test-best.csv``, checked by eye for defects), reported beside Kodak.
 
 ``--predict`` adds ``auto`` started from its shipped parameter predictor (`enhance.predict`): the
-prediction alone (what ``tune --steps 0`` writes) and the prediction refined for ``--refine-steps``
-steps (what ``tune`` does by default); ``--no-climb-auto`` leaves out the 50-step climb from the
-identity (when its figures are already known).
+prediction alone (what ``tune --steps 0`` writes) and the prediction refined for the predictor's
+own number of steps (what ``tune`` does by default; ``--refine-steps``: another number);
+``--no-climb-auto`` leaves out the 50-step climb from the identity (when its figures are known).
 
 For every case where a tuned ``auto`` result loses more than 0.5 dB, the table says whether the
 scorer it climbed rates the clean photo above the tuned output (then the climb, the operators'
@@ -130,9 +130,11 @@ class _Brisque:
 PREDICTED, REFINED = "enhance auto (predicted)", "enhance auto (predicted + refined)"
 
 
-def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool, bool, bool, int | None, str | None]) -> dict:
+def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool, bool, bool, bool, int | None,
+                          str | None]) -> dict:
     """Degrade one source one way; restore it every way; measure against the pristine."""
-    collection, path, degradation, weights, check_weights, steps, single, climb, climb_auto, refine, predictor_file = args
+    (collection, path, degradation, weights, check_weights, steps, single, climb, climb_auto, predict, refine,
+     predictor_file) = args
     import torch
     from skimage.metrics import peak_signal_noise_ratio as psnr
     from skimage.metrics import structural_similarity as ssim
@@ -148,13 +150,13 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
     outputs: dict[str, np.ndarray] = {name: quantise(f(degraded)) for name, f in BASELINES.items()}
     seconds, tuned_ops = {}, {}
     runs: list[tuple[str, str | list[str], int | None, bool]] = [("enhance auto", "auto", steps, False)] if climb_auto else []
-    if refine is not None:
+    if predict:
         runs += [(PREDICTED, "auto", 0, True), (REFINED, "auto", refine, True)]
     if single:
         runs.append(("enhance single op", [SINGLE_OP[degradation]], steps, False))
     if climb:
         runs.append(("enhance global op", CLIMB_OPS + (["denoise"] if "noise" in degradation else []), steps, False))
-    predictor = predictor_for(as_recipe("auto"), predictor_file) if refine is not None else None
+    predictor = predictor_for(as_recipe("auto"), predictor_file) if predict else None
     for name, recipe, budget, predicted in runs:
         t0 = time.perf_counter()
         tuned, result = enhance.tune(to_tensor(degraded), recipe, scorer, steps=budget,
@@ -288,7 +290,7 @@ def main() -> None:
     parser.add_argument("--predict", action="store_true",
                         help="also run auto from its shipped predictor: the prediction alone and refined")
     parser.add_argument("--predictor", help="with --predict: the auto predictor file (default: the shipped one)")
-    parser.add_argument("--refine-steps", type=int, default=10, help="refining steps after a prediction (tune's default)")
+    parser.add_argument("--refine-steps", type=int, help="refining steps after a prediction (default: the predictor's, as tune)")
     parser.add_argument("--no-climb-auto", action="store_true", help="leave out auto's climb from the identity")
     parser.add_argument("--only", help="only the degradations whose name contains this (e.g. noise)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -307,13 +309,12 @@ def main() -> None:
     chosen = [d for d in DEGRADATIONS if args.only is None or args.only in d]
     if args.no_climb_auto and not args.predict:
         raise SystemExit("--no-climb-auto needs --predict: nothing would tune auto")
-    refine = args.refine_steps if args.predict else None
     if args.predict:
         from enhance.recipe import as_recipe
 
         predictor_for(as_recipe("auto"), args.predictor)  # before the workers start: a missing one stops the run here
     cases = [(c, s, d, args.weights, args.check_weights, args.steps, args.single, args.climb, not args.no_climb_auto,
-              refine, args.predictor) for c, s in sources for d in chosen]
+              args.predict, args.refine_steps, args.predictor) for c, s in sources for d in chosen]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(run_case, cases))

@@ -5,8 +5,9 @@ statistics (channel means and spreads, luminance quantiles) feed a two-layer hea
 unconstrained value per parameter, mapped onto the recipe's bounds by the same sigmoid as the
 tuner (`ParamSpec.bounded`). The head's last layer starts at zero with its bias at the recipe's
 start values, so an untrained predictor returns the start (the identity), and the identity stays
-reachable. For ``select = "best"`` recipes it also gives one logit per operator: the operator to
-use, the others staying at their identity.
+reachable. A ``select = "best"`` recipe's predictor is one such network per stage, each that
+stage's own predictor (``recipe.alone(k)``): it gives every operator's candidate parameters, and
+the tuner lets the scorer choose among them, as it chooses among the climbs without a predictor.
 
 It is trained (`train_predictor`) the way the tuner climbs, by gradient ascent on the frozen
 scorer through the operators: the same views (`enhance.views.Views`), the same objective (mean
@@ -59,29 +60,32 @@ def _layout(recipe: Recipe) -> list[tuple[int, str]]:
 
 
 class Predictor(nn.Module):
-    """Thumbnail (B,3,THUMB,THUMB) -> unconstrained parameters (B,P) and operator logits (B,K)
-    (K = the number of stages for ``select = "best"`` recipes, else 0)."""
+    """Thumbnail (B,3,THUMB,THUMB) -> unconstrained parameters (B,P) of every stage, in the order
+    of the recipe's parameters. For ``select = "best"`` recipes, ``stages[k]`` is stage ``k``'s own
+    predictor (trained as if the stage were tuned alone), so that each operator's parameters are
+    its best alone, whichever the scorer then keeps."""
 
     def __init__(self, recipe: Recipe, width: int = 32) -> None:
         super().__init__()
         self.recipe = recipe
         self.width = width
         self.meta: dict[str, Any] = {}  # how it was trained (the file's record)
+        if recipe.select == "best":
+            self.stages = nn.ModuleList(Predictor(recipe.alone(k), width) for k in range(len(recipe.stages)))
+            return
         chans = [3, width // 2, width, 2 * width, 2 * width]
         layers: list[nn.Module] = []
         for a, b in zip(chans, chans[1:]):
             layers += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
-        self.choices = len(recipe.stages) if recipe.select == "best" else 0
-        outputs = len(_layout(recipe)) + self.choices
         self.head = nn.Sequential(nn.Linear(4 * width + 3 + 3 + len(QUANTILES), 64), nn.ReLU(inplace=True),
-                                  nn.Linear(64, outputs))
+                                  nn.Linear(64, len(_layout(recipe))))
         last = self.head[-1]
         assert isinstance(last, nn.Linear)
         nn.init.zeros_(last.weight)
-        with torch.no_grad():  # start at the recipe's start values, every operator alike
-            start = [float(s.unbounded(torch.tensor(st.start[s.name]))) for st in recipe.stages for s in st.specs]
-            last.bias.copy_(torch.tensor(start + [0.0] * self.choices))
+        with torch.no_grad():  # start at the recipe's start values
+            last.bias.copy_(torch.tensor([float(s.unbounded(torch.tensor(st.start[s.name])))
+                                          for st in recipe.stages for s in st.specs]))
 
     @property
     def refine_steps(self) -> int:
@@ -90,12 +94,11 @@ class Predictor(nn.Module):
         with ``benchmarks/refine.py``), else `REFINE_STEPS`."""
         return int(self.meta.get("refine_steps", REFINE_STEPS))
 
-    def forward(self, thumb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, thumb: torch.Tensor) -> torch.Tensor:
+        if self.recipe.select == "best":
+            return torch.cat([p(thumb) for p in self.stages], 1)
         f = self.features(thumb)
-        pooled = torch.cat([f.mean((2, 3)), f.flatten(2).std(2), tone_statistics(thumb)], 1)
-        out = self.head(pooled)
-        cut = out.shape[1] - self.choices
-        return out[:, :cut], out[:, cut:]
+        return self.head(torch.cat([f.mean((2, 3)), f.flatten(2).std(2), tone_statistics(thumb)], 1))
 
     def params(self, u: torch.Tensor) -> Params:
         """Unconstrained (B,P) -> one dict per stage of (B,) tensors in human units."""
@@ -105,6 +108,23 @@ class Predictor(nn.Module):
         return bounded(self.recipe, per_stage)
 
 
+def combine(recipe: Recipe, predictors: Sequence[Predictor]) -> Predictor:
+    """The predictor of a ``select = "best"`` recipe made of predictors trained for each of its
+    stages alone (``predictors[k]`` for ``recipe.alone(k)``: `train_predictor` with that stage's
+    recipe, or a shipped one of the same operator and bounds), which is what training the
+    recipe's own predictor computes, stage by stage. Its ``meta["stages"]`` holds theirs.
+    ValueError when a predictor was trained for other operators or bounds than its stage."""
+    if recipe.select != "best" or len(predictors) != len(recipe.stages):
+        raise ValueError(f"combine takes a select = \"best\" recipe and one predictor per stage "
+                         f"({len(recipe.stages)}), got {len(predictors)}")
+    whole = Predictor(recipe, predictors[0].width)
+    for k, (mine, given) in enumerate(zip(whole.stages, predictors)):
+        check_predictor(given, recipe.alone(k))
+        mine.load_state_dict(given.state_dict())
+    whole.meta = {"stages": [dict(p.meta) for p in predictors]}
+    return whole.eval()
+
+
 # --- using a predictor ------------------------------------------------------------------------
 
 
@@ -112,29 +132,19 @@ class Predictor(nn.Module):
 def predict(predictor: Predictor, image: torch.Tensor) -> list[dict[str, float]]:
     """Parameters in human units for (1,3,H,W) sRGB ``image`` (any size: the tuner's proxy is as
     good as the full photo and cheaper to shrink), one dict per stage. For ``select = "best"``
-    recipes, the stages the predictor did not choose are at their operator's identity."""
-    return predict_choice(predictor, image)[0]
-
-
-@torch.no_grad()
-def predict_choice(predictor: Predictor, image: torch.Tensor) -> tuple[list[dict[str, float]], int | None]:
-    """`predict`'s values and, for ``select = "best"`` recipes, the index of the stage chosen
-    (None for other recipes)."""
+    recipes, every stage's values are its own candidate, to be used alone."""
     if image.dim() != 4 or image.shape[:2] != (1, 3):
         raise ValueError(f"expected a (1,3,H,W) image, got {tuple(image.shape)}")
-    u, logits = predictor(thumbnail(image.float()))
-    values = [{k: float(v[0]) for k, v in p.items()} for p in predictor.params(u)]
-    if not predictor.choices:
-        return values, None
-    chosen = int(logits.argmax(1))
-    stages = predictor.recipe.stages
-    return [v if i == chosen else dict(st.op.identity) for i, (st, v) in enumerate(zip(stages, values))], chosen
+    u = predictor(thumbnail(image.float()))
+    return [{k: float(v[0]) for k, v in p.items()} for p in predictor.params(u)]
 
 
 def predict_params(photo: Any, recipe: Recipe | str, predictor: Predictor | None = None) -> list[dict[str, float]]:
     """The predicted parameters of ``recipe`` for ``photo`` (a (1,3,H,W) sRGB tensor in [0,1] or an
     ``enhance.io.Photo``), one dict per stage in human units, as ``enhance.params.params_from_values``
-    takes them: what ``tune --steps 0`` applies and where a refining climb starts.
+    takes them: what ``tune --steps 0`` applies and where a refining climb starts. For
+    ``select = "best"`` recipes, each stage's candidate (see `predict`): ``tune`` keeps the one the
+    scorer rates highest.
 
     ``predictor`` defaults to the shipped one trained for the recipe (:func:`find_predictor`); ValueError when there is none,
     when it was trained for other operators or bounds, or for HDR (linear) input, which no
@@ -263,29 +273,19 @@ def _scores(recipe: Recipe, params: Params, views: Sequence[Views], scorer: Scor
 
 def objectives(
     predictor: Predictor, images: Sequence[torch.Tensor], views: Sequence[Views], scorer: Scorer, strength: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> torch.Tensor:
     """The tuner's objective (mean score over the views minus ``strength`` times the identity pull)
     of the predicted parameters on each photo: (B,1), or (B,K) for ``select = "best"`` recipes
-    (each operator alone); and the operator logits (B,K) (K = 0 for other recipes)."""
+    (each stage alone, with its own network's values)."""
     recipe = predictor.recipe
-    u, logits = predictor(torch.cat([thumbnail(im) for im in images]))
-    params = predictor.params(u)
-    if not predictor.choices:
-        return (_scores(recipe, params, views, scorer) - strength * identity_pull(recipe, params))[:, None], logits
+    params = predictor.params(predictor(torch.cat([thumbnail(im) for im in images])))
+    if recipe.select != "best":
+        return (_scores(recipe, params, views, scorer) - strength * identity_pull(recipe, params))[:, None]
     columns = []
     for k in range(len(recipe.stages)):
         alone = recipe.alone(k)
         columns.append(_scores(alone, [params[k]], views, scorer) - strength * identity_pull(alone, [params[k]]))
-    return torch.stack(columns, 1), logits
-
-
-def training_loss(objs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Minus the mean objective; for operator choice, plus the cross-entropy of the logits against
-    the operator that did best on each photo."""
-    loss = -objs.sum(1).mean()
-    if logits.shape[1]:
-        loss = loss + F.cross_entropy(logits, objs.detach().argmax(1))
-    return loss
+    return torch.stack(columns, 1)
 
 
 HELD_OUT_KODAK = tuple(f"kodim{i}.png" for i in range(19, 25))  # the benchmarks' held-out photos
@@ -383,7 +383,8 @@ def train_predictor(
     on_step: Callable[[int, float], None] | None = None,
 ) -> Predictor:
     """Train a predictor for ``config.recipe`` on ``photos`` against the frozen ``scorer`` by Adam on
-    `training_loss`, checkpointing every ``config.every`` steps (``config.resume`` continues from the
+    minus the mean of `objectives` (for ``select = "best"``: of every stage's, each stage's network
+    climbing its own, as if trained alone), checkpointing every ``config.every`` steps (``config.resume`` continues from the
     checkpoint), and write it to ``config.out``. ``on_step(step, objective)``: after each step, the
     batch's mean objective (the best operator's, for ``select = "best"``)."""
     from enhance.io import atomic_path
@@ -404,8 +405,8 @@ def train_predictor(
     config.state_path.parent.mkdir(parents=True, exist_ok=True)
     for step in range(start, config.steps):
         images, views = _batch(photos, config, step, scorer.input_size, recipe, device)
-        objs, logits = objectives(predictor, images, views, scorer, strength)
-        loss = training_loss(objs, logits)
+        objs = objectives(predictor, images, views, scorer, strength)
+        loss = -objs.sum(1).mean()  # a select = "best" recipe's stage networks each climb their own column
         if not torch.isfinite(loss):
             raise FloatingPointError(f"step {step + 1}: the training loss is not finite")
         opt.zero_grad(set_to_none=True)

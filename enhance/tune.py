@@ -172,34 +172,60 @@ def predicted_records(sources: Sequence[Source], recipe: Recipe, scorer: Scorer,
 def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[Source] | None], recipe: Recipe,
                     scorer: Scorer, predictor: Predictor, *, crops: int, seed: int,
                     **climbing: Any) -> list[tuple[torch.Tensor | None, TuneResult]]:
-    """Each display-referred photo climbs from ``predictor``'s parameters (for ``select = "best"``:
-    the operator it chose, alone), all in one batched climb; HDR radiance as without a predictor.
-    A ``full`` of None: that photo is not rendered (:func:`finish_predicted`)."""
-    from enhance.predict import check_predictor, predict_choice
+    """Each display-referred photo climbs from ``predictor``'s parameters, all in one batched climb;
+    for ``select = "best"``, every stage climbs alone from its own prediction and each photo keeps
+    the stage whose climb rose most and holds on the photo (as :func:`finish_best` without a
+    predictor; with no refining steps, the rise is the prediction's). HDR radiance as without a
+    predictor. A ``full`` of None: that photo is not rendered (:func:`finish_predicted`)."""
+    from enhance.predict import check_predictor, predict
 
     check_predictor(predictor, recipe)
     plain = [k for k, s in enumerate(sources) if not s.linear]
-    recipes, predicted, chosen, seconds = [], [], [], []
+    stages: list[int | None] = list(range(len(recipe.stages))) if recipe.select == "best" else [None]
+    predicted, seconds = [], []
     for k in plain:
         t0 = time.perf_counter()
-        values, stage = predict_choice(predictor, sources[k].image)
+        predicted.append(predict(predictor, sources[k].image))
         seconds.append(time.perf_counter() - t0)
-        predicted.append(values)
-        chosen.append(stage)
-        recipes.append(recipe.with_values(values) if stage is None else recipe.alone(stage).with_values([values[stage]]))
+    starts = [recipe.with_values(values) if i is None else recipe.alone(i).with_values([values[i]])
+              for values in predicted for i in stages]
     refining = {**climbing, "steps": predictor.refine_steps if climbing.get("steps") is None else climbing["steps"]}
-    climbs: Sequence[Climb | None] = ([None] * len(plain) if refining["steps"] == 0 else
-                                      climb([sources[k] for k in plain], recipes, scorer, crops=crops, seed=seed, **refining))
+    refined = refining["steps"] > 0
+    climbs: Sequence[Climb | None] = (
+        climb([sources[k] for k in plain for _ in stages], starts, scorer, crops=crops, seed=seed, **refining)
+        if refined or len(stages) > 1 else [None] * len(starts))  # no steps: only the candidates' rise, to order them
     out: dict[int, tuple[torch.Tensor | None, TuneResult]] = {}
-    for k, c, values, stage, t in zip(plain, climbs, predicted, chosen, seconds):
-        out[k] = finish_predicted(c, sources[k], full[k], recipe, values, stage, scorer, crops=crops, seed=seed,
-                                  predict_seconds=t)
+    for j, (k, values, t) in enumerate(zip(plain, predicted, seconds)):
+        mine = climbs[j * len(stages): (j + 1) * len(stages)]
+        finished: list[tuple[int, torch.Tensor | None, TuneResult]] = []
+        for n in sorted(range(len(stages)), key=lambda n: -c.gain if (c := mine[n]) is not None else 0.0):
+            finished.append((n, *finish_predicted(mine[n] if refined else None, sources[k], full[k], recipe, values,
+                                                  stages[n], scorer, crops=crops, seed=seed, predict_seconds=t)))
+            if not finished[-1][2].kept_input:  # usually the first holds
+                break
+        n, output, result = finished[-1] if not finished[-1][2].kept_input else finished[0]
+        if len(stages) > 1:
+            result = _best_of(result, recipe, cast(Sequence[Climb], mine), n, refined, t)
+        out[k] = output, result
     hdr = [k for k, s in enumerate(sources) if s.linear]
     if hdr:
         rest = tune_sources([sources[k] for k in hdr], recipe, scorer, crops=crops, seed=seed,
                             full=[f if (f := full[k]) is not None else sources[k] for k in hdr], **climbing)
         out.update(zip(hdr, rest))
     return [out[k] for k in range(len(sources))]
+
+
+def _best_of(result: TuneResult, recipe: Recipe, climbs: Sequence[Climb], kept: int, refined: bool,
+             predict_seconds: float) -> TuneResult:
+    """A ``select = "best"`` photo's record of stage ``kept`` (finished from ``climbs[kept]``): every
+    stage's rise in the note, and the steps, evaluations and time of all the stages' climbs."""
+    gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" for st, c in zip(recipe.stages, climbs))
+    how = f"of the operators {'refined' if refined else 'predicted, not refined,'} alone (proxy objective gain: {gains})"
+    note = f"{result.note}; {recipe.stages[kept].op.name} rose most {how}" if result.kept_input else \
+        f"{recipe.stages[kept].op.name} kept {how}; {result.note}"
+    others = sum(c.evaluations for i, c in enumerate(climbs) if not refined or i != kept)
+    return replace(result, note=note, steps=sum(c.steps for c in climbs), evaluations=result.evaluations + others,
+                   seconds={**result.seconds, "tune": round(predict_seconds + sum(c.seconds for c in climbs), 3)})
 
 
 @torch.no_grad()
@@ -300,7 +326,7 @@ def finish_predicted(
     predict_seconds: float = 0.0,
 ) -> tuple[torch.Tensor | None, TuneResult]:
     """Finish a climb that started from a predictor's values ``predicted`` (one dict per stage of
-    ``recipe``; ``chosen``: the stage a ``select = "best"`` predictor chose, climbed alone) on
+    ``recipe``; ``chosen``: for ``select = "best"``, the stage that climbed alone) on
     ``small``, a copy of the photo ``full`` (or ``full`` itself, or a future of it still being
     decoded; None: the result is not rendered and the image returned is None, for a caller that
     renders the recorded values itself); ``climb`` None: no refining steps, the prediction alone.
@@ -334,8 +360,6 @@ def finish_predicted(
            f"refinement {headlines['refinement'].mean:.3f})" if len(tried) > 1 else "")
     note = (f"the {name} did not score above the input at detail scale; the input is returned unchanged"
             if kept else f"{name} kept{why}")
-    if chosen is not None:
-        note += f"; {recipe.stages[chosen].op.name} chosen by the predictor"
     photo = small if full is None else resolved(full)
     output = None if full is None else photo.plain.clone() if kept else full_render(photo, climbed, params)
 

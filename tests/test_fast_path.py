@@ -162,6 +162,38 @@ def test_batched_candidates_climb_as_each_alone(tiny_scorer) -> None:  # type: i
         assert batched.after.mean == pytest.approx(single.after.mean, abs=1e-4)
 
 
+@pytest.mark.parametrize("steps", [0, 4])
+def test_a_best_recipe_keeps_the_stage_that_rose_most_from_its_prediction(tiny_scorer, steps: int) -> None:  # type: ignore[no-untyped-def]
+    """select = "best" with a predictor: every stage starts from its own network's prediction, all
+    climb in one batch, and the photo keeps the stage that rose most, as that stage tuned alone
+    from the same prediction would be; the other stages are recorded at their identity."""
+    from enhance.predict import combine
+    from enhance.tune import tune
+
+    g = torch.Generator().manual_seed(5)
+    image = F.interpolate(torch.rand(1, 3, 4, 5, generator=g), size=(60, 80), mode="bilinear", align_corners=False) * 0.5
+    image = (image * 255).round() / 255
+    recipe = Recipe.from_ops(["exposure", "levels", "contrast"], select="best", proxy=64)
+    alone = []
+    for k in range(3):
+        net = Predictor(recipe.alone(k))
+        torch.manual_seed(20 + k)
+        with torch.no_grad():
+            for p in net.head[-1].parameters():
+                p.normal_(0, 0.5)
+        alone.append(net)
+    out, result = tune(image, recipe, tiny_scorer, steps=steps, predictor=combine(recipe, alone), patience=3)
+    kept = next(i for i, o in enumerate(result.ops) if o["params"] != recipe.stages[i].op.identity)
+    assert all(o["params"] == recipe.stages[i].op.identity for i, o in enumerate(result.ops) if i != kept)
+    assert all(o["params"] == recipe.stages[i].op.identity for i, o in enumerate(result.predicted) if i != kept)
+    single_out, single = tune(image, recipe.alone(kept), tiny_scorer, steps=steps, predictor=alone[kept], patience=3)
+    assert result.ops[kept] == single.ops[0] and result.predicted[kept] == single.predicted[0]
+    assert torch.equal(out, single_out)
+    gains = [float(x.split()[1]) for x in result.note.split("gain: ")[1].split(")")[0].split(", ")]
+    assert gains[kept] == max(gains), result.note
+    assert result.note.startswith(f"{recipe.stages[kept].op.name} kept") != result.kept_input, result.note
+
+
 @pytest.mark.parametrize("choice,stages", [(("--recipe", "tonemap"), 2), (("--recipe", "auto"), 5), (("--op", "tonemap"), 1)])
 def test_train_predictor_runs_on_a_tiny_configuration(tmp_path: Path, weights_file: str, choice: tuple[str, str],
                                                       stages: int) -> None:

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from enhance.predict import (
-    DEGRADATIONS, Predictor, PredictorTraining, degrade, load_predictor, objectives, predict, predict_params,
-    save_predictor, train_predictor, training_loss, training_photos,
+    DEGRADATIONS, Predictor, PredictorTraining, combine, degrade, load_predictor, objectives, predict, predict_params,
+    save_predictor, train_predictor, training_photos,
 )
 from enhance.recipe import Recipe
 from enhance.views import Views
@@ -38,11 +38,12 @@ def saved(folder: Path, images: list[torch.Tensor]) -> list[Path]:
 
 
 def shaken(predictor: Predictor, seed: int) -> Predictor:
-    """The predictor with random weights in its last layer (untrained, it returns the start)."""
+    """The predictor with random weights in its last layer(s) (untrained, it returns the start)."""
     torch.manual_seed(seed)
     with torch.no_grad():
-        for p in predictor.head[-1].parameters():
-            p.normal_(0, 3)
+        for net in predictor.stages if predictor.recipe.select == "best" else [predictor]:
+            for p in net.head[-1].parameters():
+                p.normal_(0, 3)
     return predictor
 
 
@@ -57,16 +58,17 @@ def test_an_untrained_predictor_returns_the_start() -> None:
 def test_output_shapes_and_bounds(select: str) -> None:
     recipe = small(["exposure", "tonemap", "denoise"], select=select)
     predictor = shaken(Predictor(recipe), 1)
-    u, logits = predictor(torch.rand(5, 3, 224, 224))
-    assert u.shape == (5, 1 + 3 + 3) and logits.shape == (5, 3 if select == "best" else 0)
+    u = predictor(torch.rand(5, 3, 224, 224))
+    assert u.shape == (5, 1 + 3 + 3)
     for stage, p in zip(recipe.stages, predictor.params(u * 100)):  # saturated: still inside the bounds
         for spec in stage.specs:
             assert p[spec.name].shape == (5,)
             assert bool(((p[spec.name] >= spec.lo) & (p[spec.name] <= spec.hi)).all())
     values = predict(predictor, photo(2, h=300, w=200))
     assert [set(v) for v in values] == [{s.name for s in st.specs} for st in recipe.stages]
-    if select == "best":  # one operator chosen, the others at their identity
-        assert sum(v != st.op.identity for v, st in zip(values, recipe.stages)) <= 1
+    if select == "best":  # every stage's candidate is its own network's, as if it were tuned alone
+        for k, net in enumerate(predictor.stages):
+            assert net.recipe.stages == (recipe.stages[k],) and predict(net, photo(2, h=300, w=200)) == [values[k]]
 
 
 def test_a_tiny_training_run_raises_the_objective(tmp_path: Path, tiny_scorer) -> None:  # type: ignore[no-untyped-def]
@@ -126,13 +128,35 @@ def test_predict_params_checks_its_inputs(tmp_path: Path) -> None:
         load_predictor(tmp_path / "bad.pt")
 
 
-def test_best_recipes_learn_a_choice() -> None:
-    """The choice term pulls the logits toward the operator that did best."""
-    objs = torch.tensor([[0.1, 0.5], [0.7, 0.2]])
-    logits = torch.zeros(2, 2, requires_grad=True)
-    training_loss(objs, logits).backward()
-    assert logits.grad is not None
-    assert logits.grad[0, 1] < 0 < logits.grad[0, 0] and logits.grad[1, 0] < 0 < logits.grad[1, 1]
+def test_best_recipes_train_each_stage_on_its_own_objective(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    """A select = "best" predictor's stage networks share nothing: stage k's objective moves
+    stage k's network only, so training the recipe's predictor trains each stage as if alone."""
+    recipe = small(["exposure", "contrast"], select="best")
+    predictor = shaken(Predictor(recipe), 4)
+    images = [photo(i, gain=0.5) for i in range(2)]
+    views = [Views.of(im, recipe, 0, tiny_scorer.input_size, 0) for im in images]
+    objs = objectives(predictor, images, views, tiny_scorer, recipe.strength)
+    assert objs.shape == (2, 2)
+    objs[:, 1].sum().backward()
+    assert all(p.grad is None or not p.grad.any() for p in predictor.stages[0].parameters())
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in predictor.stages[1].parameters())
+
+
+def test_combine_builds_a_best_predictor_from_stage_predictors(tmp_path: Path) -> None:
+    recipe = small(["exposure", "levels"], select="best")
+    alone = [shaken(Predictor(recipe.alone(k)), 10 + k) for k in range(2)]
+    for k, p in enumerate(alone):
+        p.meta = {"steps": 7 + k}
+    whole = combine(recipe, alone)
+    image = photo(6)
+    assert predict(whole, image) == [predict(p, image)[0] for p in alone]
+    assert whole.meta == {"stages": [{"steps": 7}, {"steps": 8}]}
+    save_predictor(tmp_path / "best.pt", whole, whole.meta)
+    assert predict(load_predictor(tmp_path / "best.pt"), image) == predict(whole, image)
+    with pytest.raises(ValueError, match="trained for"):
+        combine(recipe, alone[::-1])
+    with pytest.raises(ValueError, match="one predictor per stage"):
+        combine(recipe, alone[:1])
 
 
 def test_degradations() -> None:
