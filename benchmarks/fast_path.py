@@ -85,7 +85,9 @@ def main() -> None:
             ("tune --op tonemap --no-predict", ["tune", str(big), "--op", "tonemap", "--no-predict"]),
             ("tune --recipe tonemap (default)", ["tune", str(big), "--recipe", "tonemap"]),
             ("tune --recipe tonemap --steps 0", ["tune", str(big), "--recipe", "tonemap", "--steps", "0"]),
-            ("tune --recipe auto", ["tune", str(big), "--recipe", "auto"]),
+            ("tune --recipe auto (default)", ["tune", str(big), "--recipe", "auto"]),
+            ("tune --recipe auto --steps 0", ["tune", str(big), "--recipe", "auto", "--steps", "0"]),
+            ("tune --recipe auto --no-predict", ["tune", str(big), "--recipe", "auto", "--no-predict"]),
         ]
         imports = [run_python("import gc, torch; gc.freeze()") for _ in range(3)]  # the floor under every row (enhance freezes too)
         print(f"python -c 'import gc, torch; gc.freeze()': {', '.join(f'{t:.2f}' for t in imports)} s", flush=True)

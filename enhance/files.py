@@ -22,7 +22,7 @@ from enhance.recipe import Recipe
 from enhance.params import params_from_values
 from enhance.render import Source, check_hdr, render
 from enhance.result import sidecar_record
-from enhance.tune import predicted_records, tune_sources
+from enhance.tune import full_render, predicted_records, tune_sources
 from enhance.views import DETAIL
 from nima import Scorer
 
@@ -87,10 +87,12 @@ def tune_file(
     device = scorer.device
     jpeg = Path(src).suffix.lower() in (".jpg", ".jpeg")
     # A JPEG started from a prediction is checked at detail scale only (enhance.tune.finish_predicted);
-    # when its operators are all pointwise and the output holds 8 bits, its full resolution is never
-    # float: the decoded codes go through the 8-bit tables and straight to the encoder.
+    # when the operators it may keep are pointwise and the output holds 8 bits, its full resolution is
+    # never float: the decoded codes go through the 8-bit tables and straight to the encoder. A
+    # select = "best" recipe keeps one operator: only when that one is spatial is the photo made float.
+    pointwise = [lut.is_pointwise(stage) for stage in recipe.stages]
     in_codes = (jpeg and predictor is not None and bit_depth in (None, 8)
-                and all(lut.is_pointwise(stage) for stage in recipe.stages))
+                and (all(pointwise) or (recipe.select == "best" and any(pointwise))))
     t0 = time.perf_counter()
     with ThreadPoolExecutor(1, "decode") as pool:
         photo_read = pool.submit(read, src)
@@ -123,17 +125,22 @@ def tune_file(
                                           full=[full], **climbing)[0]
         photo = photo_read.result()
     t1 = time.perf_counter()
+    pixels = None
     if in_codes:
-        codes = _codes(photo)
-        pixels = codes if result.kept_input else lut.render_8bit(
-            codes, recipe, params_from_values(recipe, [o["params"] for o in result.ops], torch.device("cpu")),
-            palette.result() if palette is not None else None)
+        values = [o["params"] for o in result.ops]
+        params = params_from_values(recipe, values, torch.device("cpu"))
+        if result.kept_input:
+            pixels = _codes(photo)
+        elif any(segment.kind == "spatial" for segment in lut.plan(recipe, params)):  # select = "best" kept one
+            output = full_render(photo_source(photo, device), recipe, params_from_values(recipe, values, device))
+        else:
+            pixels = lut.render_8bit(_codes(photo), recipe, params, palette.result() if palette is not None else None)
         result.seconds["render"] = round(result.seconds["render"] + time.perf_counter() - t1, 3)
     # What tuning and rendering do not account for: waiting for the full decode (and the HDR gain)
     t_wait = max(time.perf_counter() - t0 - t_read - sum(result.seconds.values()), 0.0)
     t1 = time.perf_counter()
     with ThreadPoolExecutor(1, "encode") as pool:
-        written = (pool.submit(write_pixels, out, pixels, like=photo) if in_codes else
+        written = (pool.submit(write_pixels, out, pixels, like=photo) if pixels is not None else
                    pool.submit(write, out, output.cpu(), like=photo, bit_depth=bit_depth))
         src_sha = file_sha256(src)
         written.result()

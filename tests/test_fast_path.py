@@ -108,6 +108,37 @@ def test_a_predicted_jpeg_is_rendered_in_8bit_codes_as_the_float_path_renders_it
         assert not np.array_equal(got.codes, photo.codes)
 
 
+@pytest.mark.parametrize("moved,start,noise", [(0, 1.5, 0), (1, 0.5, 25)], ids=["exposure kept", "denoise kept"])
+def test_a_best_recipe_on_a_jpeg_renders_the_kept_operator(tmp_path: Path, weights_file: str, moved: int,
+                                                           start: float, noise: float) -> None:
+    """select = "best" on a JPEG from a prediction: a pointwise operator kept goes through the 8-bit
+    tables, a spatial one through the float render; either way the file holds the recorded values'
+    render (within one level). (The photos and predictions are ones the test scorer prefers to the
+    input: a smooth photo brightened, a noisy one denoised.)"""
+    from enhance.predict import combine
+
+    src = _photo(tmp_path / "large.jpg", (1400, 1000), seed=2)
+    noisy = np.asarray(Image.open(src)).astype(float) + np.random.default_rng(0).normal(0, noise, (1000, 1400, 3))
+    Image.fromarray(noisy.clip(0, 255).round().astype(np.uint8)).save(src, quality=95)
+    recipe_file = tmp_path / "best.toml"
+    recipe_file.write_text('select = "best"\n[[op]]\nname = "exposure"\n[[op]]\nname = "denoise"\n')
+    recipe = Recipe.from_ops(["exposure", "denoise"], select="best")
+    nets = [Predictor(recipe.alone(k)) for k in range(2)]  # untrained: the identity, but for the one moved
+    with torch.no_grad():
+        nets[moved].head[-1].bias.fill_(start)
+    save_predictor(tmp_path / "p.pt", combine(recipe, nets), {"note": "test"})
+    out = tmp_path / "out.png"
+    r = _run("tune", src, "-o", out, "--recipe", recipe_file, "--predictor", tmp_path / "p.pt", "--steps", "0",
+             "--weights", weights_file, "--json")
+    assert r.exit_code == 0, r.output + r.stderr
+    record, got, photo = json.loads(r.stdout), read(out), read(src)
+    assert not record["kept_input"], record["note"]
+    assert [o["params"] == st.op.identity for o, st in zip(record["ops"], recipe.stages)] == [moved == 1, moved == 0]
+    want = render(photo.image, recipe, params_from_values(recipe, [o["params"] for o in record["ops"]])).clamp(0, 1)
+    assert got.codes is not None
+    assert int(np.abs(got.codes.astype(int) - lut.to_codes(want[0].permute(1, 2, 0))).max()) <= 1
+
+
 def test_predicted_records_refuse_hdr_radiance(tmp_path: Path, tiny_scorer) -> None:  # type: ignore[no-untyped-def]
     predictor = load_predictor(_predictor(tmp_path / "p.pt", ["tonemap"]))
     radiance = Source.of(torch.rand(1, 3, 32, 48) * 8, linear=True)
