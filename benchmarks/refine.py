@@ -74,7 +74,8 @@ def main() -> None:
                 out, result = enhance.tune(to_tensor(degraded), recipe, scorer, steps=steps, predictor=predictor)
                 row["runs"][steps] = {"gain": psnr(pristine, quantise(to_array(out)), data_range=1.0) - base,
                                       "score": result.score["after"].mean, "before": result.score["before"].mean,
-                                      "seconds": time.perf_counter() - t0, "kept_input": result.kept_input}
+                                      "seconds": time.perf_counter() - t0, "kept_input": result.kept_input,
+                                      "ops": result.ops}
             rows.append(row)
             print(path.name, name, {s: round(r["gain"], 2) for s, r in row["runs"].items()}, flush=True)
     print(f"\n{len(sources)} training sources x {len(rows) // max(len(sources), 1)} degradations, recipe {recipe.name}\n")

@@ -183,10 +183,10 @@ def fingerprint(predictor: Predictor) -> str:
 
 def find_predictor(recipe: Recipe) -> Predictor | None:
     """The shipped predictor trained for ``recipe``'s operators, bounds and selection (the file of
-    its name first, then any other shipped one), or None when none was: the tuner then climbs
-    from the recipe's start values as before."""
+    its name first, then ``op-<name>.pt``, as ``tune --op``'s are named, then any other shipped
+    one), or None when none was: the tuner then climbs from the recipe's start values as before."""
     files = sorted(SHIPPED.glob("*.pt")) if SHIPPED.is_dir() else []
-    files.sort(key=lambda p: p.stem != recipe.name)
+    files.sort(key=lambda p: (p.stem != recipe.name, p.stem != f"op-{recipe.name}"))
     for path in files:
         predictor = load_predictor(path)
         if _signature(predictor.recipe) == _signature(recipe):
