@@ -35,6 +35,8 @@ from nima import Scorer
 if TYPE_CHECKING:
     from enhance.predict import Predictor
 
+FINALISTS = 2  # select = "best" from a predictor: how many stages' predictions are refined (those that rose most)
+
 __all__ = ["SharedFit", "TuneError", "TuneResult", "apply_values", "fit_shared", "tune", "tune_batch"]
 
 
@@ -172,11 +174,11 @@ def predicted_records(sources: Sequence[Source], recipe: Recipe, scorer: Scorer,
 def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[Source] | None], recipe: Recipe,
                     scorer: Scorer, predictor: Predictor, *, crops: int, seed: int,
                     **climbing: Any) -> list[tuple[torch.Tensor | None, TuneResult]]:
-    """Each display-referred photo climbs from ``predictor``'s parameters, all in one batched climb;
-    for ``select = "best"``, every stage climbs alone from its own prediction and each photo keeps
-    the stage whose climb rose most and holds on the photo (as :func:`finish_best` without a
-    predictor; with no refining steps, the rise is the prediction's). HDR radiance as without a
-    predictor. A ``full`` of None: that photo is not rendered (:func:`finish_predicted`)."""
+    """Each display-referred photo climbs from ``predictor``'s parameters, all in one batched climb.
+    For ``select = "best"``, every stage's own prediction is scored alone, the `FINALISTS` that rose
+    most on each photo are refined (one batched climb for all), and the photo keeps the stage that
+    rose most and holds on the photo, as :func:`finish_best` without a predictor. HDR radiance as
+    without a predictor. A ``full`` of None: that photo is not rendered (:func:`finish_predicted`)."""
     from enhance.predict import check_predictor, predict
 
     check_predictor(predictor, recipe)
@@ -190,22 +192,32 @@ def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[So
     starts = [recipe.with_values(values) if i is None else recipe.alone(i).with_values([values[i]])
               for values in predicted for i in stages]
     refining = {**climbing, "steps": predictor.refine_steps if climbing.get("steps") is None else climbing["steps"]}
-    refined = refining["steps"] > 0
-    climbs: Sequence[Climb | None] = (
-        climb([sources[k] for k in plain for _ in stages], starts, scorer, crops=crops, seed=seed, **refining)
-        if refined or len(stages) > 1 else [None] * len(starts))  # no steps: only the candidates' rise, to order them
+    inputs = [sources[k] for k in plain for _ in stages]
+    n = len(stages)
+    firsts: list[Climb | None] = [None] * len(starts)
+    if n > 1:  # every stage's prediction is scored; the FINALISTS that rose most on each photo are refined
+        firsts = list(climb(inputs, starts, scorer, crops=crops, seed=seed, **{**refining, "steps": 0}))
+    climbs = list(firsts)
+    if refining["steps"]:
+        picked = [j * n + i for j in range(len(plain))
+                  for i in sorted(range(n), key=lambda i: -_gain(firsts[j * n + i]))[:FINALISTS]]
+        for at, c in zip(picked, climb([inputs[a] for a in picked], [starts[a] for a in picked], scorer, crops=crops,
+                                       seed=seed, **refining)):
+            climbs[at] = c
     out: dict[int, tuple[torch.Tensor | None, TuneResult]] = {}
     for j, (k, values, t) in enumerate(zip(plain, predicted, seconds)):
-        mine = climbs[j * len(stages): (j + 1) * len(stages)]
+        mine = climbs[j * n: (j + 1) * n]
         finished: list[tuple[int, torch.Tensor | None, TuneResult]] = []
-        for n in sorted(range(len(stages)), key=lambda n: -c.gain if (c := mine[n]) is not None else 0.0):
-            finished.append((n, *finish_predicted(mine[n] if refined else None, sources[k], full[k], recipe, values,
-                                                  stages[n], scorer, crops=crops, seed=seed, predict_seconds=t)))
+        for i in sorted(range(n), key=lambda i: -_gain(mine[i])):
+            refinement = r if (r := mine[i]) is not None and r.steps else None
+            finished.append((i, *finish_predicted(refinement, sources[k], full[k], recipe, values, stages[i], scorer,
+                                                  crops=crops, seed=seed, predict_seconds=t)))
             if not finished[-1][2].kept_input:  # usually the first holds
                 break
-        n, output, result = finished[-1] if not finished[-1][2].kept_input else finished[0]
-        if len(stages) > 1:
-            result = _best_of(result, recipe, cast(Sequence[Climb], mine), n, refined, t)
+        i, output, result = finished[-1] if not finished[-1][2].kept_input else finished[0]
+        if n > 1:
+            result = _best_of(result, recipe, cast(Sequence[Climb], mine),
+                              cast(Sequence[Climb], firsts[j * n: (j + 1) * n]), i, t)
         out[k] = output, result
     hdr = [k for k, s in enumerate(sources) if s.linear]
     if hdr:
@@ -215,17 +227,26 @@ def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[So
     return [out[k] for k in range(len(sources))]
 
 
-def _best_of(result: TuneResult, recipe: Recipe, climbs: Sequence[Climb], kept: int, refined: bool,
+def _gain(climb: Climb | None) -> float:
+    return climb.gain if climb is not None else 0.0
+
+
+def _best_of(result: TuneResult, recipe: Recipe, climbs: Sequence[Climb], firsts: Sequence[Climb], kept: int,
              predict_seconds: float) -> TuneResult:
-    """A ``select = "best"`` photo's record of stage ``kept`` (finished from ``climbs[kept]``): every
-    stage's rise in the note, and the steps, evaluations and time of all the stages' climbs."""
-    gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" for st, c in zip(recipe.stages, climbs))
-    how = f"of the operators {'refined' if refined else 'predicted, not refined,'} alone (proxy objective gain: {gains})"
+    """A ``select = "best"`` photo's record of stage ``kept`` (finished from ``climbs[kept]``):
+    every stage's rise in the note (``climbs``: refined or not; ``firsts``: the predictions'
+    scoring), and the steps, evaluations and time of all of them."""
+    gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" + ("" if c.steps else " unrefined")
+                      for st, c in zip(recipe.stages, climbs))
+    how = f"of the operators started from their predictions (proxy objective gain: {gains})"
     note = f"{result.note}; {recipe.stages[kept].op.name} rose most {how}" if result.kept_input else \
         f"{recipe.stages[kept].op.name} kept {how}; {result.note}"
-    others = sum(c.evaluations for i, c in enumerate(climbs) if not refined or i != kept)
-    return replace(result, note=note, steps=sum(c.steps for c in climbs), evaluations=result.evaluations + others,
-                   seconds={**result.seconds, "tune": round(predict_seconds + sum(c.seconds for c in climbs), 3)})
+    refinements = [c for c in climbs if c.steps]
+    others = sum(c.evaluations for i, c in enumerate(climbs) if c.steps and i != kept)
+    return replace(result, note=note, steps=sum(c.steps for c in refinements),
+                   evaluations=result.evaluations + len(firsts) + others,
+                   seconds={**result.seconds, "tune": round(predict_seconds + sum(c.seconds for c in firsts)
+                                                            + sum(c.seconds for c in refinements), 3)})
 
 
 @torch.no_grad()

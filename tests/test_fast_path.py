@@ -195,11 +195,11 @@ def test_batched_candidates_climb_as_each_alone(tiny_scorer) -> None:  # type: i
 
 @pytest.mark.parametrize("steps", [0, 4])
 def test_a_best_recipe_keeps_the_stage_that_rose_most_from_its_prediction(tiny_scorer, steps: int) -> None:  # type: ignore[no-untyped-def]
-    """select = "best" with a predictor: every stage starts from its own network's prediction, all
-    climb in one batch, and the photo keeps the stage that rose most, as that stage tuned alone
-    from the same prediction would be; the other stages are recorded at their identity."""
+    """select = "best" with a predictor: every stage's own prediction is scored, the FINALISTS that
+    rose most are refined in one batch, and the photo keeps the stage that rose most, as that stage
+    tuned alone from the same prediction would be; the other stages are recorded at their identity."""
     from enhance.predict import combine
-    from enhance.tune import tune
+    from enhance.tune import FINALISTS, tune
 
     g = torch.Generator().manual_seed(5)
     image = F.interpolate(torch.rand(1, 3, 4, 5, generator=g), size=(60, 80), mode="bilinear", align_corners=False) * 0.5
@@ -222,6 +222,7 @@ def test_a_best_recipe_keeps_the_stage_that_rose_most_from_its_prediction(tiny_s
     assert torch.equal(out, single_out)
     gains = [float(x.split()[1]) for x in result.note.split("gain: ")[1].split(")")[0].split(", ")]
     assert gains[kept] == max(gains), result.note
+    assert result.note.count(" unrefined") == len(recipe.stages) - (FINALISTS if steps else 0), result.note
     assert result.note.startswith(f"{recipe.stages[kept].op.name} kept") != result.kept_input, result.note
 
 
