@@ -111,8 +111,8 @@ class Predictor(nn.Module):
 def combine(recipe: Recipe, predictors: Sequence[Predictor]) -> Predictor:
     """The predictor of a ``select = "best"`` recipe made of predictors trained for each of its
     stages alone (``predictors[k]`` for ``recipe.alone(k)``: `train_predictor` with that stage's
-    recipe, or a shipped one of the same operator and bounds), which is what training the
-    recipe's own predictor computes, stage by stage. Its ``meta["stages"]`` holds theirs.
+    recipe, or a shipped one of the same operator and bounds): each stage trained apart, as
+    training the recipe's own predictor trains it together. Its ``meta["stages"]`` holds theirs.
     ValueError when a predictor was trained for other operators or bounds than its stage."""
     if recipe.select != "best" or len(predictors) != len(recipe.stages):
         raise ValueError(f"combine takes a select = \"best\" recipe and one predictor per stage "
@@ -384,8 +384,8 @@ def train_predictor(
 ) -> Predictor:
     """Train a predictor for ``config.recipe`` on ``photos`` against the frozen ``scorer`` by Adam on
     minus the mean of `objectives` (for ``select = "best"``: of every stage's, each stage's network
-    climbing its own, as if trained alone), checkpointing every ``config.every`` steps (``config.resume`` continues from the
-    checkpoint), and write it to ``config.out``. ``on_step(step, objective)``: after each step, the
+    climbing its own, as if trained alone), checkpointing every ``config.every`` steps
+    (``config.resume`` continues from the checkpoint), and write it to ``config.out``. ``on_step(step, objective)``: after each step, the
     batch's mean objective (the best operator's, for ``select = "best"``)."""
     from enhance.io import atomic_path
 
