@@ -4,8 +4,9 @@
    enlarged to 4000x3000), end to end as a user runs it (process start, decode, tune, render,
    encode), with the phases from the sidecar.
 2. The time of one tuning step against one scorer forward-and-backward pass on the same views.
-3. Scoring without gradients and a training forward+backward on the CPU, channels-last (the
-   default there) against the plain NCHW layout.
+3. Scoring without gradients, the tuner's pass (mean score back to 3 and 12 views of Kodak
+   photos, with the input gradients' distance from a float64 reference) and a training
+   forward+backward on the CPU, channels-last (the default there) against the plain NCHW layout.
 4. Adam against Nelder-Mead: scorer evaluations needed to reach 99% of the best improvement
    either optimiser found, on degraded held-out photos with a 7-parameter recipe.
 5. ``lut``: the full-resolution render of pointwise pipelines on the 12-megapixel photo, torch
@@ -114,12 +115,15 @@ def step_cost(repeats: int, device: str = "cpu", bf16: bool = False) -> dict:
 
 
 def layout_cost(rounds: int, repeats: int = 5) -> dict:
-    """The CPU backbone layout where no gradient reaches the input: channels-last
-    (``NIMA.channels_last``, the default) against plain NCHW, on scoring without gradients (batch 32
-    at 224 px) and a training forward+backward (batch 32, train mode, BatchNorm on its statistics,
-    the stem and first 3 blocks frozen, as in training). The layouts alternate, ``rounds`` times;
-    the best round of each is kept, with the largest difference between their scores and between
-    their parameter gradients."""
+    """The CPU backbone layout: channels-last (``NIMA.channels_last``, the default) against plain
+    NCHW, on scoring without gradients (batch 32 at 224 px), the tuner's pass (the shipped scorer's
+    mean score back to 3 and to 12 views, 224 px crops of kodim01-04) and a training
+    forward+backward (batch 32, train mode, BatchNorm on its statistics, the stem and first 3
+    blocks frozen, as in training). The layouts alternate, ``rounds`` times; the best round of each
+    is kept, with the largest difference between their scores and between their parameter
+    gradients, and each layout's input gradients' relative distance from the same scorer's in float64."""
+    import copy
+
     from nima import NIMA, load_scorer, mean_score
     from nima.training import set_bn_eval
 
@@ -128,10 +132,17 @@ def layout_cost(rounds: int, repeats: int = 5) -> dict:
     net.freeze(3)
     set_bn_eval(net)
     batch = torch.rand(32, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    photos = [to_tensor(load_rgb(KODAK / f"kodim{k:02d}.png")) for k in (1, 2, 3, 4)]
+    views = torch.cat([p[..., top: top + 224, left: left + 224] for p in photos for top, left in ((0, 0), (100, 150), (280, 280))])
 
     def score() -> torch.Tensor:
         with torch.no_grad():
             return mean_score(scorer(batch))
+
+    def climb_pass(n: int, model: torch.nn.Module = scorer) -> torch.Tensor:
+        x = views[:n].to(next(model.parameters()).dtype).requires_grad_(True)
+        model.mean(x).sum().backward()
+        return x.grad.double()
 
     def train_pass() -> torch.Tensor:
         torch.manual_seed(0)  # the same dropout mask in both layouts
@@ -139,15 +150,20 @@ def layout_cost(rounds: int, repeats: int = 5) -> dict:
         net(batch).square().sum().backward()
         return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
 
+    reference = climb_pass(12, copy.deepcopy(scorer).double())
     best: dict[str, float] = {}
     out: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
+    input_grad_error: dict[str, float] = {}
     default = NIMA.channels_last
     try:
         for _ in range(rounds):
             for layout in (True, False):
                 NIMA.channels_last = layout
                 out[layout] = (score(), train_pass())  # also the warm-up
-                for name, f in (("score", score), ("train_pass", train_pass)):
+                grad = climb_pass(12)
+                input_grad_error["channels_last" if layout else "nchw"] = float((grad - reference).norm() / reference.norm())
+                for name, f in (("score", score), ("climb_pass_3", lambda: climb_pass(3)),
+                                ("climb_pass_12", lambda: climb_pass(12)), ("train_pass", train_pass)):
                     t0 = time.perf_counter()
                     for _ in range(repeats):
                         f()
@@ -157,7 +173,8 @@ def layout_cost(rounds: int, repeats: int = 5) -> dict:
         NIMA.channels_last = default
     (s1, g1), (s0, g0) = out[True], out[False]
     return {**best, "rounds": rounds, "repeats": repeats, "max_score_difference": float((s1 - s0).abs().max()),
-            "grad_relative_difference": float((g1 - g0).norm() / g0.norm())}
+            "grad_relative_difference": float((g1 - g0).norm() / g0.norm()),
+            "input_grad_error_vs_float64": input_grad_error}
 
 
 def optimiser_efficiency(steps: int) -> list[dict]:
@@ -275,6 +292,11 @@ def main() -> None:
         figures["layout"] = lay = layout_cost(rounds=3)
         print("CPU layout, best of 3 rounds, channels-last against NCHW: scoring 32 images without gradients "
               f"{1000 * lay['score_channels_last_seconds']:.0f} against {1000 * lay['score_nchw_seconds']:.0f} ms; "
+              f"the tuner's pass on 3 views {1000 * lay['climb_pass_3_channels_last_seconds']:.0f} against "
+              f"{1000 * lay['climb_pass_3_nchw_seconds']:.0f} ms, on 12 views {1000 * lay['climb_pass_12_channels_last_seconds']:.0f} "
+              f"against {1000 * lay['climb_pass_12_nchw_seconds']:.0f} ms, input gradients "
+              f"{lay['input_grad_error_vs_float64']['channels_last']:.1e} against "
+              f"{lay['input_grad_error_vs_float64']['nchw']:.1e} from float64 (relative); "
               f"training forward+backward, batch 32, {lay['train_pass_channels_last_seconds']:.2f} against "
               f"{lay['train_pass_nchw_seconds']:.2f} s; largest score difference {lay['max_score_difference']:.1e}, "
               f"parameter gradients {lay['grad_relative_difference']:.1e} apart (relative)")

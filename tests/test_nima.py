@@ -194,7 +194,7 @@ def test_load_scorer_folds_batch_norms_without_changing_scores_or_gradients():
         save_checkpoint("never-written.pt", folded.model)
 
 
-def test_cpu_channels_last_only_where_no_gradient_reaches_the_input(tiny_scorer: Scorer, monkeypatch):
+def test_cpu_backbone_runs_channels_last_with_or_without_input_gradients(tiny_scorer: Scorer, monkeypatch):
     seen: list[bool] = []
     stem = tiny_scorer.model.features._conv_stem
     hook = stem.register_forward_pre_hook(lambda m, a: seen.append(a[0].is_contiguous(memory_format=torch.channels_last)))
@@ -202,14 +202,39 @@ def test_cpu_channels_last_only_where_no_gradient_reaches_the_input(tiny_scorer:
     try:
         with torch.no_grad():
             fast = tiny_scorer.mean(x)
-        tiny_scorer.mean(x.requires_grad_(True)).sum().backward()
+        tiny_scorer.mean(x.clone().requires_grad_(True)).sum().backward()
         monkeypatch.setattr(NIMA, "channels_last", False)
         with torch.no_grad():
             plain = tiny_scorer.mean(x)
     finally:
         hook.remove()
-    assert seen == [True, False, False]  # channels-last without gradients; the climbed input as it came
+    assert seen == [True, True, False]  # channels-last, also for the climbed input; NCHW when switched off
     assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_channels_last_input_gradients_as_accurate_as_nchw(tiny_scorer: Scorer, monkeypatch):
+    """What the tuner climbs: d(mean score)/d(image) in float32, channels-last and NCHW, each against
+    the same model in float64, on a smooth photo-like image and on noise."""
+    import copy
+
+    reference_model = copy.deepcopy(tiny_scorer).double()
+    g = torch.Generator().manual_seed(3)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 240), torch.linspace(0, 1, 320), indexing="ij")
+    smooth = torch.stack([xx, yy, (xx * yy) ** 0.5])[None] * 0.8 + 0.1 + 0.02 * torch.rand(1, 3, 240, 320, generator=g)
+    noise = torch.rand(1, 3, 224, 224, generator=g)
+
+    def gradient(model: Scorer, image: torch.Tensor) -> torch.Tensor:
+        x = image.clone().requires_grad_(True)
+        model.mean(x).sum().backward()
+        return x.grad.double()
+
+    for image in (smooth, noise):
+        reference = gradient(reference_model, image.double())
+        errors = {}
+        for layout in (True, False):
+            monkeypatch.setattr(NIMA, "channels_last", layout)
+            errors[layout] = float((gradient(tiny_scorer, image) - reference).norm() / reference.norm())
+        assert errors[True] <= max(2 * errors[False], 1e-4), errors
 
 
 @pytest.mark.parametrize("shape,size", [((2, 3, 341, 512), (224, 224)), ((1, 3, 100, 150), (224, 224)),
