@@ -23,7 +23,11 @@ against the pristine photo; TMQI's structural fidelity S, statistical naturalnes
 tuner's views (proxy and two crops) with the installed weights.
 
     OMP_NUM_THREADS=2 python benchmarks/hdr.py [--source kodak|clive] [--limit N] [--stride S]
-        [--steps S] [--fidelity W,...] [--local] [--csv per_scene.csv] [--ceiling]
+        [--steps S] [--fidelity W,...] [--local] [--csv per_scene.csv] [--ceiling] [--attribute]
+
+``--attribute`` also renders the tuned ``tonemap`` with each parameter alone at its identity value
+and with each alone tuned, and prints the mean PSNR of each per construction: which parameter's
+move costs or gains against the known rendering.
 
 ``--limit 1`` (kodim01, 3 scenes) or ``--stride 12`` (kodim01 and kodim13, 6 scenes) is a small
 sample; the full run is the 24 Kodak photos (72 scenes). Each tuned scene costs one climb per
@@ -239,6 +243,35 @@ def load(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()
 
 
+def attribution(radiance: torch.Tensor, target: torch.Tensor, recipe: Recipe, values: dict[str, float]) -> dict[str, float]:
+    """PSNR against ``target`` of one-stage ``recipe`` rendered with its tuned ``values``, with each
+    parameter alone back at its identity value (``"without NAME"``), and with each alone tuned
+    (``"only NAME"``)."""
+    identity = recipe.stages[0].op.identity
+    scaled = radiance * hdr_scale(radiance)
+
+    def psnr(chosen: dict[str, float]) -> float:
+        params = [{k: torch.tensor(float(v)) for k, v in chosen.items()}]
+        return metrics(render(scaled, recipe, params, linear=True).clamp(0, 1), target)[0]
+
+    out = {"tuned": psnr(values), "identity": psnr(identity)}
+    for name in values:
+        out[f"without {name}"] = psnr({**values, name: identity[name]})
+        out[f"only {name}"] = psnr({**identity, name: values[name]})
+    return out
+
+
+def attribution_table(attributed: list[tuple[str, dict[str, float]]]) -> None:
+    """Mean PSNR of each `attribution` variant per construction."""
+    built = [c for c in CONSTRUCTIONS if any(c == a for a, _ in attributed)]
+    print("\n`tonemap` tuned, each parameter's share (mean PSNR, dB; scenes kept as the input left out)\n")
+    print("| rendering | " + " | ".join(built) + " |")
+    print("|---|" + "---|" * len(built))
+    for variant in attributed[0][1]:
+        means = [np.mean([d[variant] for a, d in attributed if a == c]) for c in built]
+        print(f"| {variant} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+
+
 def table(rows: list[dict[str, Any]], methods: list[str]) -> None:
     """Mean figures per method over all scenes, then PSNR, SSIM and TMQI Q per construction."""
     def mean(name: str, key: str, construction: str | None = None) -> float:
@@ -272,6 +305,8 @@ def main() -> None:
     ap.add_argument("--csv", type=Path, help="write per-scene figures here (after every scene)")
     ap.add_argument("--ceiling", action="store_true",
                     help="only `tonemap` fitted to each target by PSNR: what the operator can reach")
+    ap.add_argument("--attribute", action="store_true",
+                    help="also each tuned parameter's share of the PSNR (needs a single fidelity weight)")
     ap.add_argument("--spread", action="store_true",
                     help="only the log-luminance spreads of the Kodak targets and the best-rated CLIVE photos")
     args = ap.parse_args()
@@ -298,7 +333,10 @@ def main() -> None:
              for w in weights}
     if args.local:
         tuned["tonemap_local"] = Recipe.from_ops(["tonemap_local"])
+    if args.attribute and len(tuned) != 1:
+        sys.exit("--attribute takes one fidelity weight")
     rows: list[dict[str, Any]] = []
+    attributed: list[tuple[str, dict[str, float]]] = []
     for number, path in list(enumerate(photos(args.source)[: args.limit : args.stride]))[args.skip:]:
         target = load(path)
         for c, construction in enumerate(constructions):
@@ -318,6 +356,8 @@ def main() -> None:
                     out, res = tune(radiance, recipe, scorer, steps=args.steps, linear=True)
                     results[name] = out, time.perf_counter() - t0
                     print(f"  {path.stem} {construction} {name}: {res.values[0]} kept={res.kept_input}", flush=True)
+                    if args.attribute and name == "tonemap" and not res.kept_input:
+                        attributed.append((construction, attribution(radiance, target, recipe, res.values[0])))
                 t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
                 identity = [curve.stages[0].op.identity_params()]
                 untuned = render(radiance * hdr_scale(radiance), curve, identity, linear=True).clamp(0, 1)
@@ -345,6 +385,8 @@ def main() -> None:
     print(f"\n{n} {args.source} photos x {len(constructions)} constructions; weights {scorer.weights}; "
           f"`OMP_NUM_THREADS=2 python benchmarks/hdr.py {' '.join(sys.argv[1:])}`\n")
     table(rows, [CEILING] if args.ceiling else [*tuned, "tonemap (untuned)", *classic])
+    if attributed:
+        attribution_table(attributed)
 
 
 if __name__ == "__main__":
