@@ -26,14 +26,15 @@ tuner's views (proxy and two crops) with the installed weights.
         [--steps S] [--fidelity W,...] [--local] [--csv per_scene.csv] [--ceiling] [--attribute]
 
 ``--attribute`` also renders the tuned ``tonemap`` with each parameter alone at its identity value
-and with each alone tuned, and prints the mean PSNR of each per construction: which parameter's
-move costs or gains against the known rendering.
+and with each alone tuned, and prints the mean PSNR and TMQI Q of each per construction: which
+parameter's move costs or gains against the known rendering.
 
 ``--limit 1`` (kodim01, 3 scenes) or ``--stride 12`` (kodim01 and kodim13, 6 scenes) is a small
 sample; the full run is the 24 Kodak photos (72 scenes). Each tuned scene costs one climb per
-weight (about 100-140 s each on this shared 2-core CPU under heavy load, benchmarks/RESULTS.md). ``--ceiling`` runs only ``tonemap`` fitted to each target by PSNR: what the operator can
-express. ``--spread`` only prints the median log-luminance spread of the Kodak targets and of the
-best-rated quarter of CLIVE.
+weight (4-5 s on this 2-core CPU, benchmarks/RESULTS.md). ``--ceiling`` runs only ``tonemap``
+fitted to each target by PSNR: what the operator can express. ``--spread`` only prints the median
+log-luminance spread of the Kodak targets and of the best-rated quarter of CLIVE, and that of the
+untuned rendering of each construction's scenes.
 """
 
 from __future__ import annotations
@@ -202,24 +203,43 @@ def fit_to_target(
         return render(scaled, recipe, params, linear=True).clamp(0, 1), fitted
 
 
-def spread(path: Path) -> tuple[float, float]:
-    """EV between the 5th and 95th, and the 1st and 99th, percentiles of a photo's linear luminance."""
-    lin = srgb_to_linear(torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255))
-    log_y = torch.log2(luminance(lin.permute(2, 0, 1)[None]).flatten().double() + 2.0**-20)
+def spread(image: torch.Tensor) -> tuple[float, float]:
+    """EV between the 5th and 95th, and the 1st and 99th, percentiles of the linear luminance of a
+    (1,3,H,W) sRGB image."""
+    log_y = torch.log2(luminance(srgb_to_linear(image)).flatten().double() + 2.0**-20)
     q = torch.quantile(log_y, torch.tensor([0.01, 0.05, 0.95, 0.99], dtype=torch.float64)).tolist()
     return q[2] - q[1], q[3] - q[0]
 
 
 def print_spreads() -> None:
-    """Median spreads of the Kodak targets and of the best-rated quarter of CLIVE."""
+    """Median spreads of the Kodak targets and of the best-rated quarter of CLIVE; then, per
+    construction, the 5th-95th spread of the untuned `tonemap` rendering of each Kodak scene (where
+    the climb starts), its ratio to the target's, and the share of scenes whose rendering spans more
+    than well-rated CLIVE photos (75th, 90th percentile): whether a scene statistic tells how much
+    contrast the rendering should have."""
     from nima.data.readers import read_clive
 
     rated = sorted(read_clive(str(CLIVE)).samples, key=lambda s: -s.mean)
     for name, paths in (("kodak", sorted(KODAK.glob("kodim*.png"))),
                         ("clive, best-rated quarter", [Path(s.path) for s in rated[: len(rated) // 4]])):
-        ev = np.array([spread(p) for p in paths])
-        print(f"{name} ({len(paths)} photos): median EV 5th-95th {np.median(ev[:, 0]):.2f}, "
-              f"1st-99th {np.median(ev[:, 1]):.2f}")
+        ev = np.array([spread(load(p)) for p in paths])
+        natural = np.percentile(ev[:, 0], [75, 90])  # the last one printed is CLIVE's
+        print(f"{name} ({len(paths)} photos): median EV 5th-95th {np.median(ev[:, 0]):.2f} (75th and 90th percentile "
+              f"of photos {natural[0]:.2f}, {natural[1]:.2f}), 1st-99th {np.median(ev[:, 1]):.2f}")
+    curve = Recipe.from_ops(["tonemap"])
+    identity = [curve.stages[0].op.identity_params()]
+    for construction in CONSTRUCTIONS:
+        start, ratio = [], []
+        for path in sorted(KODAK.glob("kodim*.png")):
+            target = load(path)
+            radiance = scene(target, construction, int(path.stem[-2:]) + 1000 * CONSTRUCTIONS.index(construction))
+            shown = spread(render(radiance * hdr_scale(radiance), curve, identity, linear=True).clamp(0, 1))[0]
+            start.append(shown)
+            ratio.append(shown / spread(target)[0])
+        print(f"untuned tonemap on the {construction} scenes: EV 5th-95th median {np.median(start):.2f} "
+              f"(range {min(start):.2f}-{max(start):.2f}); against the target's, median {np.median(ratio):.2f} "
+              f"(range {min(ratio):.2f}-{max(ratio):.2f}); share above CLIVE's 75th and 90th percentile "
+              + ", ".join(f"{np.mean(np.array(start) > t):.2f}" for t in natural))
 
 
 def predicted(scorer: Scorer, image: torch.Tensor, recipe: Recipe) -> float:
@@ -243,33 +263,35 @@ def load(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()
 
 
-def attribution(radiance: torch.Tensor, target: torch.Tensor, recipe: Recipe, values: dict[str, float]) -> dict[str, float]:
-    """PSNR against ``target`` of one-stage ``recipe`` rendered with its tuned ``values``, with each
-    parameter alone back at its identity value (``"without NAME"``), and with each alone tuned
-    (``"only NAME"``)."""
+def attribution(radiance: torch.Tensor, target: torch.Tensor, recipe: Recipe,
+                values: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """(PSNR against ``target``, TMQI Q against the scene) of one-stage ``recipe`` rendered with its
+    tuned ``values``, with each parameter alone back at its identity value (``"without NAME"``), and
+    with each alone tuned (``"only NAME"``)."""
     identity = recipe.stages[0].op.identity
     scaled = radiance * hdr_scale(radiance)
 
-    def psnr(chosen: dict[str, float]) -> float:
+    def figures(chosen: dict[str, float]) -> tuple[float, float]:
         params = [{k: torch.tensor(float(v)) for k, v in chosen.items()}]
-        return metrics(render(scaled, recipe, params, linear=True).clamp(0, 1), target)[0]
+        image = render(scaled, recipe, params, linear=True).clamp(0, 1)
+        return metrics(image, target)[0], float(tmqi(image, radiance).q)
 
-    out = {"tuned": psnr(values), "identity": psnr(identity)}
+    out = {"tuned": figures(values), "identity": figures(identity)}
     for name in values:
-        out[f"without {name}"] = psnr({**values, name: identity[name]})
-        out[f"only {name}"] = psnr({**identity, name: values[name]})
+        out[f"without {name}"] = figures({**values, name: identity[name]})
+        out[f"only {name}"] = figures({**identity, name: values[name]})
     return out
 
 
-def attribution_table(attributed: list[tuple[str, dict[str, float]]]) -> None:
-    """Mean PSNR of each `attribution` variant per construction."""
+def attribution_table(attributed: list[tuple[str, dict[str, tuple[float, float]]]]) -> None:
+    """Mean PSNR and TMQI Q of each `attribution` variant per construction."""
     built = [c for c in CONSTRUCTIONS if any(c == a for a, _ in attributed)]
-    print("\n`tonemap` tuned, each parameter's share (mean PSNR, dB; scenes kept as the input left out)\n")
+    print("\n`tonemap` tuned, each parameter's share (mean PSNR, dB / TMQI Q; scenes kept as the input left out)\n")
     print("| rendering | " + " | ".join(built) + " |")
     print("|---|" + "---|" * len(built))
     for variant in attributed[0][1]:
-        means = [np.mean([d[variant] for a, d in attributed if a == c]) for c in built]
-        print(f"| {variant} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+        means = [np.mean([d[variant] for a, d in attributed if a == c], axis=0) for c in built]
+        print(f"| {variant} | " + " | ".join(f"{m[0]:.2f} / {m[1]:.4f}" for m in means) + " |")
 
 
 def table(rows: list[dict[str, Any]], methods: list[str]) -> None:
@@ -306,9 +328,9 @@ def main() -> None:
     ap.add_argument("--ceiling", action="store_true",
                     help="only `tonemap` fitted to each target by PSNR: what the operator can reach")
     ap.add_argument("--attribute", action="store_true",
-                    help="also each tuned parameter's share of the PSNR (needs a single fidelity weight)")
+                    help="also each tuned parameter's share of the PSNR and TMQI Q (needs a single fidelity weight)")
     ap.add_argument("--spread", action="store_true",
-                    help="only the log-luminance spreads of the Kodak targets and the best-rated CLIVE photos")
+                    help="only the log-luminance spreads of the Kodak targets, the best-rated CLIVE photos and the untuned renderings")
     args = ap.parse_args()
     if not KODAK.is_dir() or (args.source == "clive" and not CLIVE.is_dir()):
         print(f"skipped: {KODAK if not KODAK.is_dir() else CLIVE} not present (a fresh clone)")
@@ -336,7 +358,7 @@ def main() -> None:
     if args.attribute and len(tuned) != 1:
         sys.exit("--attribute takes one fidelity weight")
     rows: list[dict[str, Any]] = []
-    attributed: list[tuple[str, dict[str, float]]] = []
+    attributed: list[tuple[str, dict[str, tuple[float, float]]]] = []
     for number, path in list(enumerate(photos(args.source)[: args.limit : args.stride]))[args.skip:]:
         target = load(path)
         for c, construction in enumerate(constructions):
