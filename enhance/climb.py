@@ -229,7 +229,8 @@ def climb(
 ) -> list[Climb]:
     """Climb each photo's own parameters of ``recipe`` (all stages together) on its views, from the
     recipe's start values; ``recipe`` may be one recipe per photo (a photo may come several times,
-    e.g. once per candidate operator: each climb is the same as climbing it alone).
+    e.g. once per candidate operator: each climb is the same as climbing it alone, to within the
+    float32 rounding that differs with the batch size).
 
     ``optimizer`` "adam": one scorer call per step on the views of all photos still climbing, each
     photo with its own best-so-far and early stop after ``patience`` steps without a gain; a photo's

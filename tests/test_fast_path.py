@@ -177,7 +177,9 @@ def test_lut_render_equals_the_torch_render_within_one_level(names: list[str]) -
 
 
 def test_batched_candidates_climb_as_each_alone(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
-    """select = "best": the candidates' one batched climb gives each the result of its own climb."""
+    """select = "best": the candidates' one batched climb gives each the result of its own climb, to
+    within float32 rounding, which differs with the batch size and which Adam's normalised steps
+    carry on: the same steps, and renders within one 8-bit level of each other."""
     g = torch.Generator().manual_seed(3)
     image = F.interpolate(torch.rand(1, 3, 4, 5, generator=g), size=(60, 80), mode="bilinear", align_corners=False) * 0.5
     recipe = Recipe.from_ops(["exposure", "levels", "contrast"], select="best", proxy=64)
@@ -187,10 +189,9 @@ def test_batched_candidates_climb_as_each_alone(tiny_scorer) -> None:  # type: i
     for r, batched in zip(alone, together):
         (single,) = climb([source], r, tiny_scorer, steps=6, seed=0, patience=3)
         assert batched.steps == single.steps
-        for a, b in zip(batched.params, single.params):
-            for k in a:
-                assert float(a[k]) == pytest.approx(float(b[k]), abs=1e-4), k
-        assert batched.after.mean == pytest.approx(single.after.mean, abs=1e-4)
+        apart = (render(image, r, batched.params) - render(image, r, single.params)).abs().max()
+        assert float(apart) <= 1 / 255, r.stages[0].op.name
+        assert batched.after.mean == pytest.approx(single.after.mean, abs=1e-3)
 
 
 @pytest.mark.parametrize("steps", [0, 4])
@@ -218,8 +219,11 @@ def test_a_best_recipe_keeps_the_stage_that_rose_most_from_its_prediction(tiny_s
     assert all(o["params"] == recipe.stages[i].op.identity for i, o in enumerate(result.ops) if i != kept)
     assert all(o["params"] == recipe.stages[i].op.identity for i, o in enumerate(result.predicted) if i != kept)
     single_out, single = tune(image, recipe.alone(kept), tiny_scorer, steps=steps, predictor=alone[kept], patience=3)
-    assert result.ops[kept] == single.ops[0] and result.predicted[kept] == single.predicted[0]
-    assert torch.equal(out, single_out)
+    assert result.predicted[kept] == single.predicted[0]
+    # refined in a batch of FINALISTS or alone: the same to within float32 rounding (see above)
+    assert result.ops[kept]["name"] == single.ops[0]["name"]
+    assert result.ops[kept]["params"] == pytest.approx(single.ops[0]["params"], abs=1e-3)
+    assert float((out - single_out).abs().max()) <= 1 / 255
     gains = [float(x.split()[1]) for x in result.note.split("gain: ")[1].split(")")[0].split(", ")]
     assert gains[kept] == max(gains), result.note
     assert result.note.count(" unrefined") == len(recipe.stages) - (FINALISTS if steps else 0), result.note
