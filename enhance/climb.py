@@ -148,6 +148,9 @@ class Objective:
         self.views = [Views.of(s.image, r, crops, self.size, seed) for s, r in zip(self.sources, self.recipes)]
         self.scenes = [v.render(self.size) if s.linear and r.fidelity else None
                        for v, s, r in zip(self.views, self.sources, self.recipes)]
+        # the input's own views depend only on the photo and the proxy size: scored once for all the
+        # candidates of a photo (a select = "best" recipe climbs one per operator)
+        self._input_opinions: dict[tuple[int, int], Opinion] = {}
 
     def __call__(self, idx: Sequence[int], u: Sequence[Unconstrained]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(objective, per-view score distributions) of photos ``idx``, ``u[k]`` the parameters of
@@ -173,8 +176,11 @@ class Objective:
         source, recipe = self.sources[i], self.recipes[i]
         if not source.linear and all(st.start == identity for st, identity in zip(recipe.stages, identity_values(recipe))):
             return Opinion.of(dist0)
-        return Opinion.of(self.scorer(Views.of(source.plain, recipe, self.crops, self.size, self.seed)
-                                      .render(self.size)))
+        key = (id(source), recipe.proxy)
+        if key not in self._input_opinions:
+            self._input_opinions[key] = Opinion.of(self.scorer(Views.of(source.plain, recipe, self.crops, self.size,
+                                                                        self.seed).render(self.size)))
+        return self._input_opinions[key]
 
 
 @dataclass
