@@ -385,8 +385,9 @@ def train_predictor(
     """Train a predictor for ``config.recipe`` on ``photos`` against the frozen ``scorer`` by Adam on
     minus the mean of `objectives` (for ``select = "best"``: of every stage's, each stage's network
     climbing its own, as if trained alone), checkpointing every ``config.every`` steps
-    (``config.resume`` continues from the checkpoint), and write it to ``config.out``. ``on_step(step, objective)``: after each step, the
-    batch's mean objective (the best operator's, for ``select = "best"``)."""
+    (``config.resume`` continues from the checkpoint), and write it to ``config.out``.
+    ``on_step(step, objective)``: after each step, the batch's mean objective (the best
+    operator's, for ``select = "best"``)."""
     from enhance.io import atomic_path
 
     recipe = as_recipe(config.recipe)
