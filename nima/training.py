@@ -21,9 +21,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +61,9 @@ class TrainConfig:
     test split is never trained on; of the rest, ``val_fraction`` (one share, or one per dataset
     kind) is held out for validation, chosen by ``split_seed`` alone so runs with different seeds
     stay comparable. ``emd`` names the dataset kinds whose opinion distributions are fitted (None:
-    all); every dataset is ranked by the fidelity loss. Each synthetic source gets
+    all); every dataset is ranked by the fidelity loss. ``repeats`` (kind -> passes, 1 where not
+    given) lets a small dataset beside a large one pass over its images several times an epoch,
+    each pass in a new order, so that it keeps a share of the steps. Each synthetic source gets
     ``groups_per_source`` cached groups of ``per_group`` distortions (from ``families``; None:
     all), ``groups_per_step`` of which join each step. ``init`` starts from a NIMA weights file
     instead of ImageNet features. ``eval_every``: validation figures every N epochs and after the
@@ -87,6 +90,7 @@ class TrainConfig:
     split_seed: int = 0
     emd: list[str] | None = None
     emd_weight: float = 1.0
+    repeats: dict[str, int] = field(default_factory=dict)
     fidelity_weight: float = 1.0
     pristine: list[str] = field(default_factory=list)
     holdout_sources: int = 6
@@ -162,7 +166,8 @@ def seed_everything(seed: int) -> None:
 
 
 def load_data(config: TrainConfig) -> RunData:
-    """Read the datasets and split each into training and validation; split the pristine sources."""
+    """Read the datasets and split each into training and validation; split the pristine sources.
+    ValueError for ``repeats`` naming a kind the run does not read, or not a whole number >= 1."""
     kinds, train, val, roots = [], [], [], []
     for spec in config.datasets:
         kind, _, path = spec.partition(":")
@@ -177,6 +182,11 @@ def load_data(config: TrainConfig) -> RunData:
         train.append(part_train)
         val.append(part_val)
         roots.append(ratings.root)
+    for kind, passes in config.repeats.items():
+        if kind not in kinds:
+            raise ValueError(f"repeats: {kind!r} is not one of the run's datasets ({', '.join(kinds)})")
+        if not isinstance(passes, int) or passes < 1:
+            raise ValueError(f"repeats: {kind} = {passes!r}; a dataset's passes per epoch are a whole number, at least 1")
     sources = pristine_paths(config.pristine, config.data_root)
     hold = min(config.holdout_sources, max(len(sources) - 1, 0))
     return RunData(kinds, train, val, sources[: len(sources) - hold], sources[len(sources) - hold :], roots)
@@ -257,17 +267,20 @@ def set_bn_eval(model: nn.Module) -> None:
 # --- one step -----------------------------------------------------------------------------
 
 
-def batches(rated: cache.Rated, batch_size: int, generator: torch.Generator) -> list[Tensor]:
-    """One epoch of index batches, each from one dataset, in random order. A dataset larger than a
-    batch drops its last, partial one."""
+def batches(rated: cache.Rated, batch_size: int, generator: torch.Generator,
+            repeats: Sequence[int] | None = None) -> list[Tensor]:
+    """One epoch of index batches, each from one dataset, in random order: ``repeats[k]`` passes
+    (default 1) over dataset k, each in its own order. A pass larger than a batch drops its last,
+    partial one."""
     out: list[Tensor] = []
     for k in rated.dataset.unique().tolist():
-        index = torch.nonzero(rated.dataset == k).flatten()
-        index = index[torch.randperm(len(index), generator=generator)]
-        chunks = list(index.split(batch_size))
-        if len(index) > batch_size and len(chunks[-1]) < batch_size:
-            chunks.pop()
-        out += chunks
+        every = torch.nonzero(rated.dataset == k).flatten()
+        for _ in range(repeats[k] if repeats is not None else 1):
+            index = every[torch.randperm(len(every), generator=generator)]
+            chunks = list(index.split(batch_size))
+            if len(index) > batch_size and len(chunks[-1]) < batch_size:
+                chunks.pop()
+            out += chunks
     return [out[i] for i in torch.randperm(len(out), generator=generator).tolist()]
 
 
@@ -306,8 +319,8 @@ def losses(model: NIMA, late: Callable[[Tensor], Tensor], x: Tensor, dist: Tenso
     return terms
 
 
-def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor], data: Cached,
-              emd_kinds: set[int], opt: torch.optim.Optimizer, epoch: int, device: torch.device) -> dict[str, float]:
+def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor], data: Cached, kinds: list[str],
+              opt: torch.optim.Optimizer, epoch: int, device: torch.device) -> dict[str, float]:
     """One pass over the cached rated images; returns the mean of each loss term."""
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout
@@ -317,7 +330,8 @@ def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor]
     g = data.groups
     order = torch.randperm(len(g.x), generator=generator) if g is not None else None
     totals: dict[str, float] = {k: 0.0 for k in weights}
-    steps = batches(data.train, config.batch_size, generator)
+    steps = batches(data.train, config.batch_size, generator, [config.repeats.get(kind, 1) for kind in kinds])
+    emd_kinds = {k for k, kind in enumerate(kinds) if config.emd is None or kind in config.emd}
     for i, index in enumerate(tqdm(steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)):
         group = None
         if g is not None and order is not None and config.rank_weight > 0:
@@ -438,11 +452,10 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     _, late = model.split(config.frozen_blocks)
     opt, sched = optimiser(config, model)
     start, history, elapsed = load_state(config, model, opt, sched)
-    emd_kinds = {k for k, kind in enumerate(data.kinds) if config.emd is None or kind in config.emd}
     figures: dict[str, Any] = history[-1] if history else {}
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
-        terms = run_epoch(config, model, late, cached, emd_kinds, opt, epoch, device)
+        terms = run_epoch(config, model, late, cached, data.kinds, opt, epoch, device)
         sched.step()
         elapsed += time.perf_counter() - t0
         last = epoch + 1 == config.epochs

@@ -4,6 +4,7 @@ CLI with a TOML run configuration, and the loss terms."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,23 @@ def test_each_batch_comes_from_one_dataset() -> None:
     assert all(len(set(rated.dataset[b].tolist())) == 1 for b in got)
 
 
+def test_repeats_pass_over_a_small_dataset_several_times_an_epoch() -> None:
+    rated = cache.Rated(torch.zeros(14, 1, 1, 1), torch.zeros(14, 10), torch.zeros(14), torch.tensor([0] * 4 + [1] * 10))
+    got = batches(rated, 2, torch.Generator().manual_seed(0), [3, 1])
+    small = torch.cat([b for b in got if int(rated.dataset[b[0]]) == 0])
+    assert sorted(small.tolist()) == sorted([0, 1, 2, 3] * 3)  # each image of dataset 0 in each of its 3 passes
+    assert len(got) == 6 + 5 and all(len(set(rated.dataset[b].tolist())) == 1 for b in got)
+    assert [b.tolist() for b in batches(rated, 2, torch.Generator().manual_seed(0), [1, 1])] == \
+        [b.tolist() for b in batches(rated, 2, torch.Generator().manual_seed(0))]
+
+
+@pytest.mark.parametrize("repeats, message", [({"koniq": 2}, "'koniq' is not one of the run's datasets (csv, biq2021)"),
+                                              ({"csv": 0}, "csv = 0; a dataset's passes per epoch are a whole number")])
+def test_repeats_name_a_dataset_of_the_run_and_a_whole_number_of_passes(tmp_path: Path, repeats, message) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train(_config(tmp_path, epochs=1, repeats=repeats))
+
+
 def test_seed_leaves_the_split_to_split_seed(tmp_path: Path) -> None:
     """Runs with other seeds validate on the same images; the split seed changes them."""
     def val(name: str, **kw) -> list[str]:
@@ -170,13 +188,15 @@ def test_cli_trains_from_a_run_configuration_with_overrides(tmp_path: Path) -> N
     root = tmp_path / "data"
     run.write_text(f'data_root = "{root}"\ndatasets = ["csv:ratings.csv", "biq2021:biq"]\npristine = ["pristine"]\n'
                    'holdout_sources = 0\npretrained = false\nfrozen_blocks = 15\nper_group = 3\n'
-                   'groups_per_source = 1\nemd = ["csv"]\nepochs = 5\nval_fraction = { csv = 0.25, biq2021 = 0.5 }\n')
+                   'groups_per_source = 1\nemd = ["csv"]\nepochs = 5\nval_fraction = { csv = 0.25, biq2021 = 0.5 }\n'
+                   'repeats = { csv = 2 }\n')
     out = tmp_path / "w.pt"
     result = CliRunner().invoke(cli.main, ["train", "--config", str(run), "--epochs", "1", "--batch-size", "4",
                                            "--workers", "0", "--out", str(out)])
     assert result.exit_code == 0, result.output
     meta = load_checkpoint(out)[1]
     assert meta["config"]["epochs"] == 1 and meta["config"]["per_group"] == 3 and meta["datasets"][1] == "biq2021:biq"
+    assert meta["config"]["repeats"] == {"csv": 2}
     assert len(meta["val_split"]) == 2 + 4
     run.write_text('datasets = ["csv:x.csv"]\nper_grup = 3\n')
     bad = CliRunner().invoke(cli.main, ["train", "--config", str(run)])
