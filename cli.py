@@ -175,7 +175,7 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 
 @main.command()
 @click.option("--config", "config_file", type=click.Path(),
-              help="TOML run configuration (configs/default.toml trains the shipped scorer); options given override it.")
+              help="TOML run configuration (configs/default.toml trains the shipped scorer's candidate successor); options given override it.")
 @click.option("--dataset", "datasets", multiple=True, help="KIND:PATH of human ratings; repeat for several.")
 @click.option("--data-root", help="Folder that relative dataset and pristine-photo paths are read under.")
 @click.option("--backbone", help="efficientnet_lite0 (default), efficientnet_lite1, efficientnet_lite2, mobilenet_v2, ...")

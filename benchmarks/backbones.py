@@ -5,7 +5,7 @@ input), a training step of the trained blocks and the head on cached activations
 pass, per image, with the size of its fp16 weights file. CPU milliseconds per image (the process's
 CPU time, all threads: on a machine shared with other jobs it tracks the work far better than wall
 time does), medians of ``--repeats`` runs after one warm-up, at each backbone's input size. The
-training cut freezes the first half of the blocks, as configs/default.toml does for Lite0 (8 of 16).
+training cut freezes the first half of the blocks (8 of 16 for Lite0).
 
 Worth (``--probe DATA``, a folder holding clive/ and biq2021/): a linear probe, ridge regression
 from the mean- and std-pooled ImageNet features (no training of the network) to the opinion

@@ -151,7 +151,7 @@ def batch_1mp(kodak: Path, tmp: Path) -> dict:
 
 
 def training(data: Path, init: Path | None, tmp: Path, workers: int, limit: int | None) -> dict:
-    """One epoch of the shipped configuration (configs/default.toml): caching the frozen blocks'
+    """One epoch of the scorer's training configuration (configs/default.toml): caching the frozen blocks'
     activations, then one pass of rated images plus synthetic groups over the last blocks."""
     out = tmp / "train.pt"
     args = ["train", "--config", str(ROOT / "configs" / "default.toml"), "--data-root", str(data), "--out", str(out),
