@@ -166,9 +166,8 @@ def training(data: Path, init: Path | None, tmp: Path, workers: int, limit: int 
 
     meta = load_checkpoint(out)[1]
     config = meta["config"]
-    n_train = len(json.loads((out.with_suffix(".run") / "split.json").read_text())["train"])
     per_step = config["batch_size"] + config["groups_per_step"] * (1 + config["per_group"])
-    images = n_train // config["batch_size"] * per_step  # about: each dataset drops its partial batch
+    images = meta["validation"]["steps"] * per_step  # about: a small dataset's one partial batch is smaller
     return {"command": "enhance " + " ".join(args), "wall_seconds": wall, "train_seconds": meta["train_seconds"],
             "images": images, "images_per_second": images / meta["train_seconds"], "workers": workers}
 
@@ -177,7 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
                         help="holds clive/ and kodak/ (and, for the training figure, what configs/default.toml reads)")
-    parser.add_argument("--init", help="weights to start the training figure from (default: ImageNet features)")
+    parser.add_argument("--init", help="weights to start the training figure from (default: the configuration's, the shipped weights)")
     parser.add_argument("--json", required=True)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the script, not the GPU")
     parser.add_argument("--workers", type=int, default=12)

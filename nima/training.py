@@ -321,7 +321,7 @@ def losses(model: NIMA, late: Callable[[Tensor], Tensor], x: Tensor, dist: Tenso
 
 def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor], data: Cached, kinds: list[str],
               opt: torch.optim.Optimizer, epoch: int, device: torch.device) -> dict[str, float]:
-    """One pass over the cached rated images; returns the mean of each loss term."""
+    """One pass over the cached rated images; returns the mean of each loss term and the number of steps."""
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout
     model.train()
@@ -346,7 +346,7 @@ def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor]
         opt.step()
         for k, v in terms.items():
             totals[k] += v.item() / len(steps)
-    return {f"loss_{k}": v for k, v in totals.items()}
+    return {**{f"loss_{k}": v for k, v in totals.items()}, "steps": len(steps)}
 
 
 # --- validation and checkpoints -----------------------------------------------------------

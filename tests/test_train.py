@@ -95,6 +95,7 @@ def test_two_datasets_train_end_to_end_and_the_official_test_split_is_never_trai
     model, meta = load_checkpoint(config.out)
     assert {"csv_srcc", "biq2021_srcc", "val_srcc", "loss_emd", "loss_fidelity", "loss_rank"} <= set(figures)
     assert figures["loss_rank"] > 0 and figures["loss_fidelity"] > 0
+    assert figures["steps"] == 2  # 6 training images a dataset, one whole batch of 4 each
     split = json.loads((config.run_dir / "split.json").read_text())
     assert not set(split["train"]) & set(split["val"])
     assert len(split["train"]) == 12 and len(split["val"]) == 4  # 8 + 8 images, a quarter of each validates
@@ -197,6 +198,7 @@ def test_cli_trains_from_a_run_configuration_with_overrides(tmp_path: Path) -> N
     meta = load_checkpoint(out)[1]
     assert meta["config"]["epochs"] == 1 and meta["config"]["per_group"] == 3 and meta["datasets"][1] == "biq2021:biq"
     assert meta["config"]["repeats"] == {"csv": 2}
+    assert meta["validation"]["steps"] == 2 + 1  # the CSV's 6 training images twice, BIQ2021's 4 once
     assert len(meta["val_split"]) == 2 + 4
     run.write_text('datasets = ["csv:x.csv"]\nper_grup = 3\n')
     bad = CliRunner().invoke(cli.main, ["train", "--config", str(run)])
