@@ -185,7 +185,7 @@ def load_data(config: TrainConfig) -> RunData:
     for kind, passes in config.repeats.items():
         if kind not in kinds:
             raise ValueError(f"repeats: {kind!r} is not one of the run's datasets ({', '.join(kinds)})")
-        if not isinstance(passes, int) or passes < 1:
+        if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
             raise ValueError(f"repeats: {kind} = {passes!r}; a dataset's passes per epoch are a whole number, at least 1")
     sources = pristine_paths(config.pristine, config.data_root)
     hold = min(config.holdout_sources, max(len(sources) - 1, 0))

@@ -122,6 +122,7 @@ def test_repeats_pass_over_a_small_dataset_several_times_an_epoch() -> None:
 
 
 @pytest.mark.parametrize("repeats, message", [({"koniq": 2}, "'koniq' is not one of the run's datasets (csv, biq2021)"),
+                                              ({"csv": True}, "csv = True; a dataset's passes per epoch are a whole number"),
                                               ({"csv": 0}, "csv = 0; a dataset's passes per epoch are a whole number")])
 def test_repeats_name_a_dataset_of_the_run_and_a_whole_number_of_passes(tmp_path: Path, repeats, message) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
