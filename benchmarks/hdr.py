@@ -58,7 +58,7 @@ from enhance.fidelity import tmqi  # noqa: E402
 from enhance.ops.color import linear_to_srgb, luminance, srgb_to_linear  # noqa: E402
 from enhance.recipe import Recipe  # noqa: E402
 from enhance.params import bounded, unconstrained  # noqa: E402
-from enhance.render import apply_pipeline, display, hdr_scale, render, resize_long  # noqa: E402
+from enhance.render import apply_pipeline, as_displayed, display, hdr_scale, render, resize_long  # noqa: E402
 from enhance.result import Opinion  # noqa: E402
 from enhance.tune import tune  # noqa: E402
 from enhance.views import Views  # noqa: E402
@@ -226,14 +226,12 @@ def print_spreads() -> None:
         natural = np.percentile(ev[:, 0], [75, 90])  # the last one printed is CLIVE's
         print(f"{name} ({len(paths)} photos): median EV 5th-95th {np.median(ev[:, 0]):.2f} (75th and 90th percentile "
               f"of photos {natural[0]:.2f}, {natural[1]:.2f}), 1st-99th {np.median(ev[:, 1]):.2f}")
-    curve = Recipe.from_ops(["tonemap"])
-    identity = [curve.stages[0].op.identity_params()]
     for construction in CONSTRUCTIONS:
         start, ratio = [], []
         for path in sorted(KODAK.glob("kodim*.png")):
             target = load(path)
             radiance = scene(target, construction, int(path.stem[-2:]) + 1000 * CONSTRUCTIONS.index(construction))
-            shown = spread(render(radiance * hdr_scale(radiance), curve, identity, linear=True).clamp(0, 1))[0]
+            shown = spread(as_displayed(radiance * hdr_scale(radiance)))[0]
             start.append(shown)
             ratio.append(shown / spread(target)[0])
         print(f"untuned tonemap on the {construction} scenes: EV 5th-95th median {np.median(start):.2f} "
@@ -381,8 +379,7 @@ def main() -> None:
                     if args.attribute and name == "tonemap" and not res.kept_input:
                         attributed.append((construction, attribution(radiance, target, recipe, res.values[0])))
                 t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
-                identity = [curve.stages[0].op.identity_params()]
-                untuned = render(radiance * hdr_scale(radiance), curve, identity, linear=True).clamp(0, 1)
+                untuned = as_displayed(radiance * hdr_scale(radiance))
                 results["tonemap (untuned)"] = untuned, time.perf_counter() - t0
                 for name, fn in classic.items():
                     t0 = time.perf_counter()
