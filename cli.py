@@ -191,10 +191,13 @@ def evaluate(dataset: str, weights: str | None, split: str | None, device: str, 
 @click.option("--workers", type=click.IntRange(min=0), help="Image-loading processes.")
 def train(config_file: str | None, datasets: tuple[str, ...], **options: Any) -> None:
     """Train a NIMA scorer on human ratings plus synthetic two-sided distortions."""
+    from enhance.outputs import check_writes
     from nima.training import read_config, train as run
 
     try:
         config = read_config(config_file, datasets=list(datasets) or None, **options)
+        # an existing weights file is replaced (as before), but never the run's own starting weights
+        check_writes([config.out], _reads(None, config.init), force=True, make_folders=True)
         figures = run(config)
     except ValueError as exc:
         _fail(str(exc))

@@ -208,6 +208,19 @@ def test_cli_trains_from_a_run_configuration_with_overrides(tmp_path: Path) -> N
     assert none.exit_code == 2 and "no datasets" in none.output
 
 
+def test_cli_refuses_to_write_the_weights_over_its_init_before_training(tmp_path: Path) -> None:
+    config = _config(tmp_path, epochs=1, rank_weight=0)
+    train(config)
+    before = Path(config.out).read_bytes()
+    run_files = {p.name: p.stat().st_mtime_ns for p in config.run_dir.iterdir()}
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli.main, ["train", "--dataset", f"csv:{data / 'ratings.csv'}", "--init", config.out,
+                                           "--out", config.out, "--epochs", "1", "--workers", "0"])
+    assert result.exit_code == 2 and "is an input of this run: refusing to overwrite the input" in result.output
+    assert Path(config.out).read_bytes() == before
+    assert {p.name: p.stat().st_mtime_ns for p in config.run_dir.iterdir()} == run_files  # nothing ran
+
+
 def test_read_config_rejects_an_unreadable_file(tmp_path: Path) -> None:
     broken = tmp_path / "run.toml"
     broken.write_text("epochs = [\n")
