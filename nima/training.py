@@ -167,7 +167,8 @@ def seed_everything(seed: int) -> None:
 
 def load_data(config: TrainConfig) -> RunData:
     """Read the datasets and split each into training and validation; split the pristine sources.
-    ValueError for ``repeats`` naming a kind the run does not read, or not a whole number >= 1."""
+    ValueError for ``val_fraction``, ``emd`` or ``repeats`` naming a kind the run does not read, or
+    for passes that are not a whole number >= 1."""
     kinds, train, val, roots = [], [], [], []
     for spec in config.datasets:
         kind, _, path = spec.partition(":")
@@ -182,9 +183,13 @@ def load_data(config: TrainConfig) -> RunData:
         train.append(part_train)
         val.append(part_val)
         roots.append(ratings.root)
+    share = config.val_fraction
+    for setting, named in (("val_fraction", share if isinstance(share, dict) else {}), ("emd", config.emd or []),
+                           ("repeats", config.repeats)):
+        for kind in named:  # a misspelt kind would otherwise be ignored: no validation photos, say
+            if kind not in kinds:
+                raise ValueError(f"{setting}: {kind!r} is not one of the run's datasets ({', '.join(kinds)})")
     for kind, passes in config.repeats.items():
-        if kind not in kinds:
-            raise ValueError(f"repeats: {kind!r} is not one of the run's datasets ({', '.join(kinds)})")
         if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
             raise ValueError(f"repeats: {kind} = {passes!r}; a dataset's passes per epoch are a whole number, at least 1")
     sources = pristine_paths(config.pristine, config.data_root)

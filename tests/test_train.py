@@ -121,12 +121,16 @@ def test_repeats_pass_over_a_small_dataset_several_times_an_epoch() -> None:
         [b.tolist() for b in batches(rated, 2, torch.Generator().manual_seed(0))]
 
 
-@pytest.mark.parametrize("repeats, message", [({"koniq": 2}, "'koniq' is not one of the run's datasets (csv, biq2021)"),
-                                              ({"csv": True}, "csv = True; a dataset's passes per epoch are a whole number"),
-                                              ({"csv": 0}, "csv = 0; a dataset's passes per epoch are a whole number")])
-def test_repeats_name_a_dataset_of_the_run_and_a_whole_number_of_passes(tmp_path: Path, repeats, message) -> None:
+@pytest.mark.parametrize("settings, message", [
+    ({"repeats": {"koniq": 2}}, "repeats: 'koniq' is not one of the run's datasets (csv, biq2021)"),
+    ({"repeats": {"csv": True}}, "csv = True; a dataset's passes per epoch are a whole number"),
+    ({"repeats": {"csv": 0}}, "csv = 0; a dataset's passes per epoch are a whole number"),
+    ({"val_fraction": {"cvs": 0.25}}, "val_fraction: 'cvs' is not one of the run's datasets (csv, biq2021)"),
+    ({"emd": ["csv", "clive"]}, "emd: 'clive' is not one of the run's datasets (csv, biq2021)")])
+def test_per_dataset_settings_name_a_dataset_of_the_run(tmp_path: Path, settings, message) -> None:
+    """A misspelt kind is refused, not ignored (it would leave, say, a dataset without validation photos)."""
     with pytest.raises(ValueError, match=re.escape(message)):
-        train(_config(tmp_path, epochs=1, repeats=repeats))
+        train(_config(tmp_path, epochs=1, **settings))
 
 
 def test_seed_leaves_the_split_to_split_seed(tmp_path: Path) -> None:
