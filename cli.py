@@ -242,7 +242,7 @@ def _prediction_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--recipe", help="A shipped recipe's name or a TOML file.")
 @_prediction_options
 @click.option("--strength", type=click.FloatRange(0, 100), callback=_finite,
-              help="Pull toward identity (default: the recipe's).")
+              help="Pull toward identity (default: the recipe's strength, or its hdr_strength for HDR input).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adam", "nelder-mead"]), default="adam", show_default=True)
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")

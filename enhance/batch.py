@@ -232,12 +232,13 @@ def finished(jobs: Sequence[Job], outdir: str | Path, recipe_sha: str, weights_s
 # --- the pipeline ---------------------------------------------------------------------------------
 
 
-def tuner_for(recipe: Recipe, scorer: Scorer, *, steps: int, seed: int, strength: float,
+def tuner_for(recipe: Recipe, scorer: Scorer, *, steps: int, seed: int, strength: float | None,
               values: Sequence[dict[str, float]] | None = None, note: str = "shared parameters",
               predictor: Predictor | None = None) -> Tuner:
     """photos -> (output, TuneResult) each: the photos tuned together (one scorer call per step
     for all of them), from ``predictor``'s prediction when given, or with ``values`` (a shared
-    fit) ``apply_values``. 8- and 16-bit photos are rendered through :mod:`enhance.lut`."""
+    fit) ``apply_values``; ``strength`` None: the recipe's pull for each photo's kind of input
+    (:meth:`Recipe.pull`). 8- and 16-bit photos are rendered through :mod:`enhance.lut`."""
     device = scorer.device
 
     def tune_photos(photos: list[Photo]) -> list[tuple[torch.Tensor, TuneResult]]:
@@ -608,7 +609,7 @@ def tune_folder(
                 manifest.append(record)
                 emit(record)
         values = [dict(st.start) for st in recipe.stages] if shared else None
-        tuner = tuner_for(recipe, scorer, steps=steps, seed=seed, strength=recipe.strength, values=values,
+        tuner = tuner_for(recipe, scorer, steps=steps, seed=seed, strength=None, values=values,
                           predictor=predictor)
         todo = [j for j in allowed if j.rel not in skip]
         for record in run(todo, outdir, tuner, manifest, scorer=scorer, recipe=recipe, recipe_sha=recipe_sha,

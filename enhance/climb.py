@@ -3,7 +3,8 @@ call per step for all of them) or on one shared parameter set, and Nelder-Mead (
 derivative-free) as the alternative on the same objective.
 
 The objective of a photo is the mean predicted score over its views (:class:`enhance.views.Views`)
-minus ``strength`` times the pull toward the identity (:func:`enhance.params.identity_pull`); the
+minus ``strength`` times the pull toward the identity (:func:`enhance.params.identity_pull`; the
+recipe's ``strength``, or its ``hdr_strength`` for HDR input, :meth:`enhance.recipe.Recipe.pull`); the
 optimiser moves unconstrained values (:mod:`enhance.params`). Guards against gaming the scorer:
 bounded parameters, the identity pull, several views scored together and the best parameters kept,
 not the last.
@@ -135,15 +136,18 @@ def adam(leaves: Sequence[torch.Tensor], step: Callable[[int], Sequence[torch.Te
 
 class Objective:
     """The tuner's objective on several photos, each with its own parameters and recipe: mean score
-    over the photo's views minus ``strength`` times the identity pull, plus, for HDR input, the
+    over the photo's views minus a strength times the identity pull (``strength`` for every photo; None:
+    each recipe's :meth:`Recipe.pull` for its kind of input), plus, for HDR input, the
     weighted structural fidelity of the rendered views to the same views of the scene
     (:func:`enhance.fidelity.hdr_objective`). Views are built once per photo. ``recipes[i]`` is
     photo ``i``'s recipe (the candidates of a ``select = "best"`` recipe are one photo several times,
     each with one operator)."""
 
-    def __init__(self, sources: Sequence[Source], recipes: Sequence[Recipe], scorer: Scorer, *, strength: float,
-                 crops: int, seed: int) -> None:
-        self.sources, self.recipes, self.scorer, self.strength = list(sources), list(recipes), scorer, strength
+    def __init__(self, sources: Sequence[Source], recipes: Sequence[Recipe], scorer: Scorer, *,
+                 strength: float | None, crops: int, seed: int) -> None:
+        self.sources, self.recipes, self.scorer = list(sources), list(recipes), scorer
+        # the pull toward the identity: ``strength`` for every photo, or each recipe's for its kind of input
+        self.strengths = [r.pull(s.linear) if strength is None else strength for s, r in zip(self.sources, self.recipes)]
         self.crops, self.seed, self.size = crops, seed, scorer.input_size
         self.views = [Views.of(s.image, r, crops, self.size, seed) for s, r in zip(self.sources, self.recipes)]
         self.scenes = [v.render(self.size) if s.linear and r.fidelity else None
@@ -159,7 +163,7 @@ class Objective:
         shots = [self.views[i].render(self.size, pipeline(self.recipes[i], p, self.sources[i].linear))
                  for i, p in zip(idx, params)]
         dists = list(self.scorer(torch.cat(shots)).split([s.shape[0] for s in shots]))
-        objs = [mean_score(d).mean() - self.strength * identity_pull(self.recipes[i], p).sum()
+        objs = [mean_score(d).mean() - self.strengths[i] * identity_pull(self.recipes[i], p).sum()
                 + self._fidelity(i, shot) for i, d, p, shot in zip(idx, dists, params, shots)]
         return objs, dists
 
@@ -242,7 +246,8 @@ def climb(
     photo with its own best-so-far and early stop after ``patience`` steps without a gain; a photo's
     ``seconds`` is the shared time over the number of photos; ``on_step(step, score)`` gets the mean
     score of the photos climbing at that step. "nelder-mead": one photo after another,
-    ``on_step(evaluation, score)``. ``steps`` and ``strength`` default to the (first) recipe's."""
+    ``on_step(evaluation, score)``. ``steps`` defaults to the (first) recipe's; ``strength``, the
+    pull toward the identity for every photo, to each photo's recipe's (:meth:`Recipe.pull`)."""
     if optimizer not in ("adam", "nelder-mead"):
         raise ValueError(f"unknown optimizer {optimizer!r}: use 'adam' or 'nelder-mead'")
     recipes = [recipe] * len(sources) if isinstance(recipe, Recipe) else list(recipe)
@@ -251,7 +256,6 @@ def climb(
     if not recipes:
         return []
     steps = recipes[0].steps if steps is None else steps
-    strength = recipes[0].strength if strength is None else strength
     t0 = time.perf_counter()
     objective = Objective(sources, recipes, scorer, strength=strength, crops=crops, seed=seed)
     everyone = list(range(len(sources)))

@@ -7,6 +7,7 @@ steps = 50          # step budget of the tuner
 proxy = 512         # long side of the tuning proxy, pixels
 strength = 0.05     # pull toward identity
 fidelity = 5.0      # HDR input: weight of structural fidelity to the scene (enhance.fidelity)
+hdr_strength = 3.0  # HDR input: pull toward the identity (global Reinhard), in place of strength
 select = "all"      # "all": tune the operators together; "best": each alone, keep the one scored highest
 
 [[op]]
@@ -37,6 +38,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_STEPS, DEFAULT_PROXY, DEFAULT_STRENGTH = 50, 512, 0.05
+# HDR input's identity is already a rendering (global Reinhard), and the scorer's preferences among
+# renderings of a scene are weak: a stronger pull keeps the climb near it unless a move pays
+# (benchmarks/RESULTS.md, HDR).
+DEFAULT_HDR_STRENGTH = 3.0
 SELECT = ("all", "best")
 
 
@@ -70,6 +75,11 @@ class Recipe:
     strength: float = DEFAULT_STRENGTH
     select: str = "all"  # "all": tune every stage together; "best": each alone, keep the best (tune())
     fidelity: float = HDR_WEIGHT  # HDR input: weight of structural fidelity to the scene in the objective
+    hdr_strength: float = DEFAULT_HDR_STRENGTH  # HDR input: the pull toward the identity, in place of strength
+
+    def pull(self, linear: bool) -> float:
+        """The strength of the pull toward the identity for display-referred or (``linear``) HDR input."""
+        return self.hdr_strength if linear else self.strength
 
     def __post_init__(self) -> None:
         problem = _settings_problem(self.stages, self.select)
@@ -97,6 +107,8 @@ class Recipe:
             lines.append(f"select = {_q(self.select)}")
         if self.fidelity != HDR_WEIGHT:
             lines.append(f"fidelity = {self.fidelity!r}")
+        if self.hdr_strength != DEFAULT_HDR_STRENGTH:
+            lines.append(f"hdr_strength = {self.hdr_strength!r}")
         for stage in self.stages:
             lines += ["", "[[op]]", f"name = {_q(stage.op.name)}"]
             for spec in stage.specs:
@@ -212,7 +224,7 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{source}: invalid TOML: {exc}") from None
-    known_top = {"description", "steps", "proxy", "strength", "fidelity", "select", "op"}
+    known_top = {"description", "steps", "proxy", "strength", "fidelity", "hdr_strength", "select", "op"}
     for key in data:
         if key not in known_top:
             raise RecipeError(f"{source}{_line_of(text, key)}: unknown setting {key!r}")
@@ -227,7 +239,7 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise RecipeError(f"{source}{_line_of(text, key)}: {key} must be an integer in [{lo}, {hi}]")
             settings[key] = value
-    for key in ("strength", "fidelity"):
+    for key in ("strength", "fidelity", "hdr_strength"):
         if key in data:
             s = _number(data[key], f"{source}{_line_of(text, key)}")
             if not 0 <= s <= 100:

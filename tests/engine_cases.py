@@ -106,16 +106,17 @@ def cases() -> dict[str, Callable[[Any], dict[str, Any]]]:
         recipe = Recipe.from_ops(["exposure", "contrast", "sharpen"], select="best")
         return result_summary(*enhance.tune(photo(48, 64, 2), recipe, scorer, steps=3, seed=0))
 
-    # The HDR cases climb the score alone (fidelity 0): the golden values were recorded before the
-    # structural-fidelity term (enhance.fidelity) joined the HDR objective, whose own tests cover it.
+    # The HDR cases climb the score alone (fidelity 0) with the display pull (hdr_strength 0.05): the
+    # golden values were recorded before the structural-fidelity term (enhance.fidelity) and the
+    # HDR pull joined the HDR objective, whose own tests cover them.
     def hdr(scorer: Any) -> dict[str, Any]:
         calls, on_step = recorder()
-        out, result = enhance.tune(radiance(40, 56, 3), Recipe.from_ops(["tonemap_local"], fidelity=0.0), scorer, steps=3, seed=0, linear=True,
+        out, result = enhance.tune(radiance(40, 56, 3), Recipe.from_ops(["tonemap_local"], fidelity=0.0, hdr_strength=0.05), scorer, steps=3, seed=0, linear=True,
                                    on_step=on_step)
         return {**result_summary(out, result), "on_step": calls}
 
     def hdr_nelder_mead(scorer: Any) -> dict[str, Any]:
-        out, result = enhance.tune(radiance(40, 56, 4), Recipe.from_ops(["tonemap"], fidelity=0.0), scorer, steps=3, seed=0, linear=True,
+        out, result = enhance.tune(radiance(40, 56, 4), Recipe.from_ops(["tonemap"], fidelity=0.0, hdr_strength=0.05), scorer, steps=3, seed=0, linear=True,
                                    optimizer="nelder-mead")
         return result_summary(out, result)
 
@@ -135,7 +136,7 @@ def cases() -> dict[str, Callable[[Any], dict[str, Any]]]:
 
     def batch_hdr(scorer: Any) -> dict[str, Any]:
         images = [radiance(40, 56, 10), photo(48, 64, 11)]
-        got = enhance.tune_batch([images[0], images[1] * 4], Recipe.from_ops(["tonemap"], fidelity=0.0), scorer, steps=3, seed=0,
+        got = enhance.tune_batch([images[0], images[1] * 4], Recipe.from_ops(["tonemap"], fidelity=0.0, hdr_strength=0.05), scorer, steps=3, seed=0,
                                  linear=[True, True])
         return {"results": [result_summary(o, r) for o, r in got]}
 

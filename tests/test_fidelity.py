@@ -157,6 +157,55 @@ def test_recipe_fidelity_setting() -> None:
         parse_recipe('fidelity = -1\n[[op]]\nname = "tonemap"\n')
 
 
+def test_recipe_hdr_strength_setting() -> None:
+    from enhance.recipe import Recipe, RecipeError, parse_recipe
+
+    recipe = parse_recipe('hdr_strength = 0.5\n[[op]]\nname = "tonemap"\n')
+    assert recipe.hdr_strength == 0.5 and recipe.pull(linear=True) == 0.5
+    assert recipe.pull(linear=False) == recipe.strength
+    assert parse_recipe(recipe.to_toml()).hdr_strength == 0.5
+    assert Recipe.from_ops(["tonemap"]).hdr_strength == parse_recipe('[[op]]\nname = "tonemap"\n').hdr_strength
+    with pytest.raises(RecipeError, match="hdr_strength must lie in"):
+        parse_recipe('hdr_strength = -1\n[[op]]\nname = "tonemap"\n')
+
+
+def test_hdr_input_is_pulled_by_the_recipes_hdr_strength(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    """The objective subtracts ``hdr_strength`` times the identity pull for HDR input and ``strength``
+    for a display-referred photo; an explicit strength replaces both."""
+    from enhance.climb import Objective
+    from enhance.params import bounded, identity_pull, unconstrained
+    from enhance.recipe import Recipe
+    from enhance.render import Source
+
+    recipe = Recipe.from_ops(["tonemap"], strength=0.25, hdr_strength=3.0).with_values(
+        [{"exposure": 1.0, "shadows": 0.5, "highlights": -0.25}])
+    sources = [Source.of(scene_of(textured_log_luminance(7) + math.log2(0.18)), linear=True),
+               Source.of(torch.rand(1, 3, 200, 200, generator=torch.Generator().manual_seed(0)))]
+    u = [unconstrained(recipe, 1, "cpu")] * 2
+    pull = float(identity_pull(recipe, bounded(recipe, u[0])).sum())
+    assert pull > 0
+
+    def objectives(strength: float | None) -> list[float]:
+        objective = Objective(sources, [recipe] * 2, tiny_scorer, strength=strength, crops=1, seed=0)
+        with torch.no_grad():
+            return [float(o) for o in objective([0, 1], u)[0]]
+
+    free, own, given = objectives(0.0), objectives(None), objectives(1.0)
+    assert own[0] == pytest.approx(free[0] - 3.0 * pull, abs=1e-4)
+    assert own[1] == pytest.approx(free[1] - 0.25 * pull, abs=1e-4)
+    assert given == pytest.approx([f - pull for f in free], abs=1e-4)
+
+
+def test_a_heavy_hdr_pull_keeps_the_start(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    from enhance.recipe import Recipe
+    from enhance.tune import tune
+
+    radiance = scene_of(textured_log_luminance(8) * 1.5 + math.log2(0.18))
+    out, result = tune(radiance, Recipe.from_ops(["tonemap"], strength=0.0, hdr_strength=1e6), tiny_scorer,
+                       steps=3, linear=True)
+    assert result.kept_input, result.ops
+
+
 def test_tuner_weighs_fidelity_for_hdr_input(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
     """From an overexposed start (highlights clipped), a climb with a heavy fidelity weight gives back
     more of the scene's structure than the start has and than a climb on the scorer alone."""
