@@ -11,8 +11,9 @@ ways, each on luminance with colour ratios kept and a seeded exposure offset of 
 - ``hable`` (:func:`inverse_hable`): the inverse of Hable's filmic curve, normalised at a white of 11.2.
 
 Methods, all on the same scenes: ``tonemap`` tuned by :func:`enhance.tune.tune` with its defaults
-(recipe steps, the tuner's HDR pre-scale and structural-fidelity weight; ``--fidelity W[,W...]``
-tunes at other weights instead, ``--local`` adds `tonemap_local`); ``tonemap`` untuned, at its
+(recipe steps, the tuner's HDR pre-scale, structural-fidelity weight and pull toward the identity;
+``--fidelity W[,W...]`` and ``--strength S[,S...]`` tune at other weights and pulls instead, every
+pair of them, ``--local`` adds `tonemap_local`); ``tonemap`` untuned, at its
 identity parameters after the same pre-scale (where tuning starts); Reinhard global (key 0.18, white
 at the 99.9th percentile of the scaled luminance); OpenCV Drago, Mantiuk and Reinhard (defaults,
 gamma 1, then sRGB-encoded; exact zeros raised to the smallest positive radiance, which OpenCV
@@ -23,7 +24,12 @@ against the pristine photo; TMQI's structural fidelity S, statistical naturalnes
 tuner's views (proxy and two crops) with the installed weights.
 
     OMP_NUM_THREADS=2 python benchmarks/hdr.py [--source kodak|clive] [--limit N] [--stride S]
-        [--steps S] [--fidelity W,...] [--local] [--csv per_scene.csv] [--ceiling] [--attribute]
+        [--steps S] [--fidelity W,...] [--strength S,...] [--local] [--csv per_scene.csv] [--ceiling]
+        [--attribute]
+
+The same means are then split by whether the photo was one of the scorer's ranking sources in
+training (the weights' ``pristine_train``: kodim01-18 for the shipped weights), whose pristine
+version the scorer learnt to rank first, or not (kodim19-24, and every CLIVE photo).
 
 ``--attribute`` also renders the tuned ``tonemap`` with each parameter alone at its identity value
 and with each alone tuned, and prints the mean PSNR and TMQI Q of each per construction: which
@@ -311,6 +317,26 @@ def table(rows: list[dict[str, Any]], methods: list[str]) -> None:
                                        for c in built) + " |")
 
 
+def seen_table(rows: list[dict[str, Any]], methods: list[str], seen: set[str]) -> None:
+    """Mean PSNR and TMQI Q per method over the scenes of photos that were ranking sources of the
+    scorer's training (``seen``: its pristine versions were ranked above their distortions) and over
+    the others."""
+    count = {flag: len({r["scene"] for r in rows if (r["scene"] in seen) == flag}) for flag in (True, False)}
+    parts = [(f"ranking sources of the scorer, {count[True]} photos", True),
+             (f"photos it did not rank, {count[False]}", False)]
+    parts = [(name, flag) for name, flag in parts if any((r["scene"] in seen) == flag for r in rows)]
+    if len(parts) < 2:
+        return
+    print("\n| method | " + " | ".join(f"{name}: PSNR / Q" for name, _ in parts) + " |")
+    print("|---|" + "---|" * len(parts))
+    for m in methods:
+        cells = []
+        for _, flag in parts:
+            mine = [r for r in rows if r["method"] == m and (r["scene"] in seen) == flag]
+            cells.append(f"{np.mean([r['psnr'] for r in mine]):.2f} / {np.mean([r['q'] for r in mine]):.4f}")
+        print(f"| {m} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", choices=("kodak", "clive"), default="kodak", help="the pristine photos")
@@ -320,13 +346,14 @@ def main() -> None:
     ap.add_argument("--constructions", default=",".join(CONSTRUCTIONS), help="which scene constructions, comma-separated")
     ap.add_argument("--steps", type=int, help="tuner steps (default: the recipe's)")
     ap.add_argument("--fidelity", help="tune at these structural-fidelity weights (comma-separated; default: the recipe's)")
+    ap.add_argument("--strength", help="tune at these pulls toward the identity (the recipe's hdr_strength; comma-separated)")
     ap.add_argument("--local", action="store_true", help="also tune `tonemap_local`")
     ap.add_argument("--weights", help="scorer weights (default: the shipped ones)")
     ap.add_argument("--csv", type=Path, help="write per-scene figures here (after every scene)")
     ap.add_argument("--ceiling", action="store_true",
                     help="only `tonemap` fitted to each target by PSNR: what the operator can reach")
     ap.add_argument("--attribute", action="store_true",
-                    help="also each tuned parameter's share of the PSNR and TMQI Q (needs a single fidelity weight)")
+                    help="also each tuned parameter's share of the PSNR and TMQI Q (needs a single fidelity weight and strength)")
     ap.add_argument("--spread", action="store_true",
                     help="only the log-luminance spreads of the Kodak targets, the best-rated CLIVE photos and the untuned renderings")
     args = ap.parse_args()
@@ -349,12 +376,17 @@ def main() -> None:
                "clip (auto-exposure)": clip}
     curve = Recipe.from_ops(["tonemap"])
     weights = [float(w) for w in args.fidelity.split(",")] if args.fidelity else [curve.fidelity]
-    tuned = {("tonemap" if len(weights) == 1 else f"tonemap (fidelity {w:g})"): Recipe.from_ops(["tonemap"], fidelity=w)
-             for w in weights}
+    pulls = [float(p) for p in args.strength.split(",")] if args.strength else [curve.hdr_strength]
+
+    def label(w: float, p: float) -> str:
+        named = [f"fidelity {w:g}"] * (len(weights) > 1) + [f"strength {p:g}"] * (len(pulls) > 1)
+        return f"tonemap ({', '.join(named)})" if named else "tonemap"
+
+    tuned = {label(w, p): Recipe.from_ops(["tonemap"], fidelity=w, hdr_strength=p) for w in weights for p in pulls}
     if args.local:
         tuned["tonemap_local"] = Recipe.from_ops(["tonemap_local"])
     if args.attribute and len(tuned) != 1:
-        sys.exit("--attribute takes one fidelity weight")
+        sys.exit("--attribute takes one fidelity weight and one strength")
     rows: list[dict[str, Any]] = []
     attributed: list[tuple[str, dict[str, tuple[float, float]]]] = []
     for number, path in list(enumerate(photos(args.source)[: args.limit : args.stride]))[args.skip:]:
@@ -403,7 +435,9 @@ def main() -> None:
     n = len({r["scene"] for r in rows})
     print(f"\n{n} {args.source} photos x {len(constructions)} constructions; weights {scorer.weights}; "
           f"`OMP_NUM_THREADS=2 python benchmarks/hdr.py {' '.join(sys.argv[1:])}`\n")
-    table(rows, [CEILING] if args.ceiling else [*tuned, "tonemap (untuned)", *classic])
+    methods = [CEILING] if args.ceiling else [*tuned, "tonemap (untuned)", *classic]
+    table(rows, methods)
+    seen_table(rows, methods, {Path(name).stem for name in scorer.meta.get("pristine_train", [])})
     if attributed:
         attribution_table(attributed)
 
