@@ -33,7 +33,7 @@ A, ALPHA, BETA = 0.8012, 0.3046, 0.7088  # TMQI's combination of S and N
 LOG_LEVELS_PER_EV = 16.0  # the scene reference in the "log" domain: display levels (of 255) per scene EV
 LOG_FLOOR = 2.0**-20  # added to scene luminance before log2: finite at black
 VAR_EPS = 1e-6  # added to local variances before the square root: a finite gradient in flat windows
-HDR_WEIGHT = 5.0  # the tuner's default fidelity weight for HDR input (a recipe's `fidelity`; benchmarks/RESULTS.md)
+HDR_WEIGHT = 20.0  # the tuner's default fidelity weight for HDR input (a recipe's `fidelity`; benchmarks/RESULTS.md)
 
 # Statistical naturalness: a beta density of the mean local contrast and a Gaussian of the mean luma,
 # both fitted by the paper to natural, well-exposed 8-bit photos.

@@ -6,7 +6,7 @@ description = "Exposure, tone curve and contrast"   # one line, shown by `enhanc
 steps = 50          # step budget of the tuner
 proxy = 512         # long side of the tuning proxy, pixels
 strength = 0.05     # pull toward identity
-fidelity = 5.0      # HDR input: weight of structural fidelity to the scene (enhance.fidelity)
+fidelity = 20.0     # HDR input: weight of structural fidelity to the scene (enhance.fidelity)
 hdr_strength = 3.0  # HDR input: pull toward the identity (global Reinhard), in place of strength
 select = "all"      # "all": tune the operators together; "best": each alone, keep the one scored highest
 
