@@ -322,11 +322,10 @@ def seen_table(rows: list[dict[str, Any]], methods: list[str], seen: set[str]) -
     scorer's training (``seen``: its pristine versions were ranked above their distortions) and over
     the others."""
     count = {flag: len({r["scene"] for r in rows if (r["scene"] in seen) == flag}) for flag in (True, False)}
+    if not (count[True] and count[False]):
+        return
     parts = [(f"ranking sources of the scorer, {count[True]} photos", True),
              (f"photos it did not rank, {count[False]}", False)]
-    parts = [(name, flag) for name, flag in parts if any((r["scene"] in seen) == flag for r in rows)]
-    if len(parts) < 2:
-        return
     print("\n| method | " + " | ".join(f"{name}: PSNR / Q" for name, _ in parts) + " |")
     print("|---|" + "---|" * len(parts))
     for m in methods:
