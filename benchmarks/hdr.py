@@ -12,8 +12,8 @@ ways, each on luminance with colour ratios kept and a seeded exposure offset of 
 
 Methods, all on the same scenes: ``tonemap`` tuned by :func:`enhance.tune.tune` with its defaults
 (recipe steps, the tuner's HDR pre-scale, structural-fidelity weight and pull toward the identity;
-``--fidelity W[,W...]`` and ``--strength S[,S...]`` tune at other weights and pulls instead, every
-pair of them, ``--local`` adds `tonemap_local`); ``tonemap`` untuned, at its
+``--fidelity W[,W...]``, ``--strength S[,S...]`` and ``--gain G[,G...]`` tune at other weights,
+pulls and least score gains instead, every combination of them, ``--local`` adds `tonemap_local`); ``tonemap`` untuned, at its
 identity parameters after the same pre-scale (where tuning starts); Reinhard global (key 0.18, white
 at the 99.9th percentile of the scaled luminance); OpenCV Drago, Mantiuk and Reinhard (defaults,
 gamma 1, then sRGB-encoded; exact zeros raised to the smallest positive radiance, which OpenCV
@@ -24,7 +24,7 @@ against the pristine photo; TMQI's structural fidelity S, statistical naturalnes
 tuner's views (proxy and two crops) with the installed weights.
 
     OMP_NUM_THREADS=2 python benchmarks/hdr.py [--source kodak|clive] [--limit N] [--stride S]
-        [--steps S] [--fidelity W,...] [--strength S,...] [--local] [--csv per_scene.csv] [--ceiling]
+        [--steps S] [--fidelity W,...] [--strength S,...] [--gain G,...] [--local] [--csv per_scene.csv] [--ceiling]
         [--attribute]
 
 The same means are then split by whether the photo was one of the scorer's ranking sources in
@@ -346,13 +346,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="tuner steps (default: the recipe's)")
     ap.add_argument("--fidelity", help="tune at these structural-fidelity weights (comma-separated; default: the recipe's)")
     ap.add_argument("--strength", help="tune at these pulls toward the identity (the recipe's hdr_strength; comma-separated)")
+    ap.add_argument("--gain", help="tune at these least score gains over the start (the recipe's hdr_gain; comma-separated)")
     ap.add_argument("--local", action="store_true", help="also tune `tonemap_local`")
     ap.add_argument("--weights", help="scorer weights (default: the shipped ones)")
     ap.add_argument("--csv", type=Path, help="write per-scene figures here (after every scene)")
     ap.add_argument("--ceiling", action="store_true",
                     help="only `tonemap` fitted to each target by PSNR: what the operator can reach")
     ap.add_argument("--attribute", action="store_true",
-                    help="also each tuned parameter's share of the PSNR and TMQI Q (needs a single fidelity weight and strength)")
+                    help="also each tuned parameter's share of the PSNR and TMQI Q (needs one fidelity weight, strength and gain)")
     ap.add_argument("--spread", action="store_true",
                     help="only the log-luminance spreads of the Kodak targets, the best-rated CLIVE photos and the untuned renderings")
     args = ap.parse_args()
@@ -376,16 +377,19 @@ def main() -> None:
     curve = Recipe.from_ops(["tonemap"])
     weights = [float(w) for w in args.fidelity.split(",")] if args.fidelity else [curve.fidelity]
     pulls = [float(p) for p in args.strength.split(",")] if args.strength else [curve.hdr_strength]
+    gains = [float(g) for g in args.gain.split(",")] if args.gain else [curve.hdr_gain]
 
-    def label(w: float, p: float) -> str:
-        named = [f"fidelity {w:g}"] * (len(weights) > 1) + [f"strength {p:g}"] * (len(pulls) > 1)
+    def label(w: float, p: float, g: float) -> str:
+        named = ([f"fidelity {w:g}"] * (len(weights) > 1) + [f"strength {p:g}"] * (len(pulls) > 1)
+                 + [f"gain {g:g}"] * (len(gains) > 1))
         return f"tonemap ({', '.join(named)})" if named else "tonemap"
 
-    tuned = {label(w, p): Recipe.from_ops(["tonemap"], fidelity=w, hdr_strength=p) for w in weights for p in pulls}
+    tuned = {label(w, p, g): Recipe.from_ops(["tonemap"], fidelity=w, hdr_strength=p, hdr_gain=g)
+             for w in weights for p in pulls for g in gains}
     if args.local:
         tuned["tonemap_local"] = Recipe.from_ops(["tonemap_local"])
     if args.attribute and len(tuned) != 1:
-        sys.exit("--attribute takes one fidelity weight and one strength")
+        sys.exit("--attribute takes one fidelity weight, strength and gain")
     rows: list[dict[str, Any]] = []
     attributed: list[tuple[str, dict[str, tuple[float, float]]]] = []
     for number, path in list(enumerate(photos(args.source)[: args.limit : args.stride]))[args.skip:]:

@@ -8,6 +8,7 @@ proxy = 512         # long side of the tuning proxy, pixels
 strength = 0.05     # pull toward identity
 fidelity = 20.0     # HDR input: weight of structural fidelity to the scene (enhance.fidelity)
 hdr_strength = 3.0  # HDR input: pull toward the identity (global Reinhard), in place of strength
+hdr_gain = 0.1      # HDR input: least rise of the score over global Reinhard that a tuned rendering must show
 select = "all"      # "all": tune the operators together; "best": each alone, keep the one scored highest
 
 [[op]]
@@ -42,6 +43,9 @@ DEFAULT_STEPS, DEFAULT_PROXY, DEFAULT_STRENGTH = 50, 512, 0.05
 # renderings of a scene are weak: a stronger pull keeps the climb near it unless a move pays
 # (benchmarks/RESULTS.md, HDR).
 DEFAULT_HDR_STRENGTH = 3.0
+# For the same reason a tuned HDR rendering replaces global Reinhard only when its objective's score
+# rises by at least this much on the full render: smaller rises do not tell renderings apart.
+DEFAULT_HDR_GAIN = 0.1
 SELECT = ("all", "best")
 
 
@@ -76,10 +80,16 @@ class Recipe:
     select: str = "all"  # "all": tune every stage together; "best": each alone, keep the best (tune())
     fidelity: float = HDR_WEIGHT  # HDR input: weight of structural fidelity to the scene in the objective
     hdr_strength: float = DEFAULT_HDR_STRENGTH  # HDR input: the pull toward the identity, in place of strength
+    hdr_gain: float = DEFAULT_HDR_GAIN  # HDR input: the least rise of the score that keeps a tuned rendering
 
     def pull(self, linear: bool) -> float:
         """The strength of the pull toward the identity for display-referred or (``linear``) HDR input."""
         return self.hdr_strength if linear else self.strength
+
+    def least_gain(self, linear: bool) -> float:
+        """How far the full render's objective score must rise above the input as displayed for the
+        tuned result to be returned: 0 for display-referred input, ``hdr_gain`` for (``linear``) HDR input."""
+        return self.hdr_gain if linear else 0.0
 
     def __post_init__(self) -> None:
         problem = _settings_problem(self.stages, self.select)
@@ -109,6 +119,8 @@ class Recipe:
             lines.append(f"fidelity = {self.fidelity!r}")
         if self.hdr_strength != DEFAULT_HDR_STRENGTH:
             lines.append(f"hdr_strength = {self.hdr_strength!r}")
+        if self.hdr_gain != DEFAULT_HDR_GAIN:
+            lines.append(f"hdr_gain = {self.hdr_gain!r}")
         for stage in self.stages:
             lines += ["", "[[op]]", f"name = {_q(stage.op.name)}"]
             for spec in stage.specs:
@@ -224,7 +236,8 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{source}: invalid TOML: {exc}") from None
-    known_top = {"description", "steps", "proxy", "strength", "fidelity", "hdr_strength", "select", "op"}
+    known_top = {"description", "steps", "proxy", "strength", "fidelity", "hdr_strength", "hdr_gain", "select",
+                 "op"}
     for key in data:
         if key not in known_top:
             raise RecipeError(f"{source}{_line_of(text, key)}: unknown setting {key!r}")
@@ -245,6 +258,11 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
             if not 0 <= s <= 100:
                 raise RecipeError(f"{source}{_line_of(text, key)}: {key} must lie in [0, 100]")
             settings[key] = s
+    if "hdr_gain" in data:
+        g = _number(data["hdr_gain"], f"{source}{_line_of(text, 'hdr_gain')}")
+        if not 0 <= g <= 9:
+            raise RecipeError(f"{source}{_line_of(text, 'hdr_gain')}: hdr_gain must lie in [0, 9] (score units)")
+        settings["hdr_gain"] = g
     if "select" in data:
         settings["select"] = data["select"]
         problem = _settings_problem(stages, data["select"])

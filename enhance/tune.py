@@ -61,7 +61,8 @@ def tune(
     With ``linear``, the image is scene-referred radiance (>= 0, may exceed 1), the first stage
     must be an HDR tone-mapping operator, the radiance is first multiplied by
     :func:`enhance.render.hdr_scale` (recorded as ``hdr_scale``), and "the input" in scores and in
-    the fallback is its rendering before tuning (:func:`enhance.render.as_displayed`: global Reinhard).
+    the fallback is its rendering before tuning (:func:`enhance.render.as_displayed`: global Reinhard),
+    which a tuned rendering must outscore by the recipe's ``hdr_gain``.
 
     With the recipe's ``select = "best"``, each stage is tuned alone (with everything else as
     given) and the one whose proxy objective rose most is kept (:func:`finish_best`).
@@ -291,12 +292,15 @@ def scored_render(source: Source, recipe: Recipe, scorer: Scorer, params: Params
 
 def finish(climb: Climb, scorer: Scorer, *, crops: int = 2, seed: int = 0) -> tuple[torch.Tensor, TuneResult]:
     """Render a climb's best parameters at full resolution, and check the render: if its objective
-    does not rise above the input's there, the input is returned unchanged (``kept_input``)."""
+    does not rise above the input's there (for HDR input, by at least the recipe's ``hdr_gain``:
+    :meth:`enhance.recipe.Recipe.least_gain`), the input is returned unchanged (``kept_input``)."""
     source = climb.source
     output, before_full, after_full, t_render = scored_render(source, climb.recipe, scorer, climb.params,
                                                               crops=crops, seed=seed)
-    kept = after_full.mean <= before_full.mean
-    note = ("the tuned result did not score above the input on the full render; the input is returned unchanged"
+    least = climb.recipe.least_gain(source.linear)
+    kept = after_full.mean <= before_full.mean + least
+    above = f"at least {least:g} above" if least else "above"
+    note = (f"the tuned result did not score {above} the input on the full render; the input is returned unchanged"
             if kept else "improved")
     returned = source.plain.clone() if kept else output
     result = TuneResult(

@@ -169,6 +169,49 @@ def test_recipe_hdr_strength_setting() -> None:
         parse_recipe('hdr_strength = -1\n[[op]]\nname = "tonemap"\n')
 
 
+def test_recipe_hdr_gain_setting() -> None:
+    from enhance.recipe import Recipe, RecipeError, parse_recipe
+
+    recipe = parse_recipe('hdr_gain = 0.25\n[[op]]\nname = "tonemap"\n')
+    assert recipe.hdr_gain == 0.25 and recipe.least_gain(linear=True) == 0.25
+    assert recipe.least_gain(linear=False) == 0.0
+    assert parse_recipe(recipe.to_toml()).hdr_gain == 0.25
+    assert Recipe.from_ops(["tonemap"]).hdr_gain == parse_recipe('[[op]]\nname = "tonemap"\n').hdr_gain
+    for bad in ("-0.1", "9.5"):
+        with pytest.raises(RecipeError, match="hdr_gain must lie in"):
+            parse_recipe(f'hdr_gain = {bad}\n[[op]]\nname = "tonemap"\n')
+
+
+def test_hdr_rendering_must_rise_by_the_recipes_hdr_gain(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    """A tuned HDR rendering whose full-render score rises above the start's, but by less than
+    ``hdr_gain``, gives way to the start; a display-referred photo is not held to the gain."""
+    from enhance.recipe import Recipe
+    from enhance.render import as_displayed, hdr_scale
+    from enhance.tune import tune
+
+    radiance = scene_of(textured_log_luminance(8) * 1.5 + math.log2(0.18))
+
+    def tuned(image: torch.Tensor, gain: float, linear: bool):  # type: ignore[no-untyped-def]
+        recipe = Recipe.from_ops(["tonemap" if linear else "contrast"], strength=0.0, hdr_strength=0.0,
+                                 fidelity=0.0, hdr_gain=gain)
+        return tune(image, recipe, tiny_scorer, steps=4, linear=linear)
+
+    out, free = tuned(radiance, 0.0, True)
+    rise = free.objective["after"]["full"].mean - free.objective["before"]["full"].mean
+    assert not free.kept_input and rise > 0  # the climb's rendering is returned without a gain to meet
+    out, held = tuned(radiance, rise + 0.01, True)
+    assert held.kept_input and f"at least {rise + 0.01:g} above" in held.note
+    assert held.values == free.values  # the same climb, judged against the gain
+    assert torch.equal(out, as_displayed(radiance * hdr_scale(radiance)).clamp(0, 1))
+    out, passed = tuned(radiance, rise - 0.01, True)
+    assert not passed.kept_input
+
+    photo = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    _, plain = tuned(photo, 0.0, False)
+    _, gained = tuned(photo, 9.0, False)
+    assert gained.kept_input == plain.kept_input and gained.values == plain.values
+
+
 def test_hdr_input_is_pulled_by_the_recipes_hdr_strength(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
     """The objective subtracts ``hdr_strength`` times the identity pull for HDR input and ``strength``
     for a display-referred photo; an explicit strength replaces both."""
