@@ -273,7 +273,7 @@ def tune(src: str, out: str | None, ops: tuple[str, ...], recipe: str | None, st
         check_tune(src, target, force=force, report=report, inputs=reads)  # before loading the scorer
     except ValueError as exc:
         _fail(str(exc))
-    predictor, steps = _start(chosen, steps, predictor_file, none_because="--no-predict" if no_predict else None)
+    predictor = _start(chosen, steps, predictor_file, none_because="--no-predict" if no_predict else None)
     scorer = _scorer(weights, device)
     try:
         record = tune_file(src, target, chosen, scorer, force=force, seed=seed, steps=steps, strength=strength,
@@ -313,11 +313,12 @@ def _predictor(recipe: Any, path: str | None) -> Any:
     return predictor
 
 
-def _start(recipe: Any, steps: int | None, path: str | None, none_because: str | None) -> tuple[Any, int | None]:
+def _start(recipe: Any, steps: int | None, path: str | None, none_because: str | None) -> Any:
     """Where tune and batch start: the predictor (`_predictor`; None when ``none_because`` names the
-    option that asks for none) and the step budget (the predictor's ``refine_steps`` unless
-    ``steps`` is given). Exits with a one-line error for a predictor that does not fit, and for
-    ``--steps 0`` with no prediction to apply."""
+    option that asks for none). ``steps`` None stays the engine's to resolve per photo: the
+    predictor's ``refine_steps`` after a prediction, the recipe's for a photo climbed from its start
+    (HDR input, which no predictor is trained on). Exits with a one-line error for a predictor that
+    does not fit, and for ``--steps 0`` with no prediction to apply."""
     try:
         predictor = None if none_because else _predictor(recipe, path)
     except ValueError as exc:
@@ -325,7 +326,7 @@ def _start(recipe: Any, steps: int | None, path: str | None, none_because: str |
     if steps == 0 and predictor is None:
         _fail("--steps 0 applies a prediction, and " + (f"{none_because} asks for none" if none_because else
               f"no parameter predictor is trained for these operators ({recipe.name}); give --predictor FILE"))
-    return predictor, predictor.refine_steps if predictor is not None and steps is None else steps
+    return predictor
 
 
 @main.command("train-predictor")
@@ -492,8 +493,8 @@ def batch(inputs: tuple[str, ...], outdir: str, ops: tuple[str, ...], recipe: st
     starts from its prediction, as in `enhance tune` (not with --shared, which fits one set).
     """
     chosen = _recipe(ops, recipe)
-    predictor, steps = _start(chosen, steps, predictor_file,
-                              none_because="--no-predict" if no_predict else "--shared" if shared else None)
+    predictor = _start(chosen, steps, predictor_file,
+                       none_because="--no-predict" if no_predict else "--shared" if shared else None)
     previous = signal.signal(signal.SIGINT, _interrupt)
     try:
         _batch(inputs, outdir, chosen, shared, steps, seed, weights, device, jobs, as_json, quiet, distributed,

@@ -232,13 +232,14 @@ def finished(jobs: Sequence[Job], outdir: str | Path, recipe_sha: str, weights_s
 # --- the pipeline ---------------------------------------------------------------------------------
 
 
-def tuner_for(recipe: Recipe, scorer: Scorer, *, steps: int, seed: int, strength: float | None,
+def tuner_for(recipe: Recipe, scorer: Scorer, *, steps: int | None, seed: int, strength: float | None,
               values: Sequence[dict[str, float]] | None = None, note: str = "shared parameters",
               predictor: Predictor | None = None) -> Tuner:
     """photos -> (output, TuneResult) each: the photos tuned together (one scorer call per step
     for all of them), from ``predictor``'s prediction when given, or with ``values`` (a shared
     fit) ``apply_values``; ``strength`` None: the recipe's pull for each photo's kind of input
-    (:meth:`Recipe.pull`). 8- and 16-bit photos are rendered through :mod:`enhance.lut`."""
+    (:meth:`Recipe.pull`); ``steps`` None: the predictor's ``refine_steps`` after a prediction, else
+    the recipe's. 8- and 16-bit photos are rendered through :mod:`enhance.lut`."""
     device = scorer.device
 
     def tune_photos(photos: list[Photo]) -> list[tuple[torch.Tensor, TuneResult]]:
@@ -544,7 +545,8 @@ def tune_folder(
     record. ``report``: an HTML page of the tuned photos written at the end (by rank 0). ``reads``:
     other files the run reads (recipe, weights), never written. ``predictor``: each photo starts
     from its prediction (see :func:`enhance.tune.tune`; ``steps`` then defaults to the predictor's
-    ``refine_steps``); a finished photo is redone when another predictor (or none) is given.
+    ``refine_steps``, and an HDR photo, which no predictor is trained on, climbs the recipe's); a
+    finished photo is redone when another predictor (or none) is given.
 
     Callbacks, for progress: ``on_plan(photos of this rank, already finished)`` once before
     tuning, ``on_record(record)`` per photo (the skipped ones first), ``on_fit_step(step, mean
@@ -562,7 +564,9 @@ def tune_folder(
     ('batch: 1 done, 0 failed, 0 skipped', ['a.png'])
     """
     recipe = as_recipe(recipe)
-    steps = (recipe.steps if predictor is None or shared else predictor.refine_steps) if steps is None else steps
+    # the budget the manifest's key records; ``steps`` None is resolved per photo by the engine (an
+    # HDR photo, which no predictor is trained on, climbs the recipe's steps)
+    budget = (recipe.steps if predictor is None or shared else predictor.refine_steps) if steps is None else steps
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     device = scorer.device
     planned, missing = plan(inputs, outdir)
@@ -586,14 +590,14 @@ def tune_folder(
     with _torch_threads(max(1, torch.get_num_threads() // jobs)):
         fit = None
         if shared:
-            recipe, fit = shared_fit(outdir, planned, mine, recipe, scorer, steps=steps, seed=seed,
+            recipe, fit = shared_fit(outdir, planned, mine, recipe, scorer, steps=budget, seed=seed,
                                      distributed=distributed, on_step=on_fit_step)
         mode = "shared" if shared else "tune"
         if predictor is not None and not shared:
             from enhance.predict import fingerprint
 
             mode = f"predict {fingerprint(predictor)}"
-        recipe_sha = recipe_sha256(recipe, steps, seed, recipe.strength, mode)
+        recipe_sha = recipe_sha256(recipe, budget, seed, recipe.strength, mode)
         manifest = Manifest(manifest_path)
         allowed = [j for j in mine if j.rel not in refused]
         skip = finished(allowed, outdir, recipe_sha, scorer.weights_sha256)

@@ -93,6 +93,28 @@ def test_tune_radiance_hdr_to_jpeg(tmp_path: Path, weights: str, op: str) -> Non
     check_tuned(tmp_path / "scene.hdr", tmp_path / "out.jpg")
 
 
+def test_hdr_input_climbs_the_recipes_steps_where_a_predictor_is_trained(tmp_path: Path, weights: str) -> None:
+    """No predictor is trained on HDR input, so without --steps its climb has the recipe's budget,
+    not the refining steps a predicted photo gets; in a batch as in `enhance tune`."""
+    from enhance.predict import find_predictor
+    from enhance.recipe import load_recipe
+
+    recipe = tmp_path / "seven.toml"
+    recipe.write_text('steps = 7\n[[op]]\nname = "tonemap"\n')
+    predictor = find_predictor(load_recipe(str(recipe)))
+    assert predictor is not None and predictor.refine_steps != 7
+    (tmp_path / "in").mkdir()
+    write_hdr(tmp_path / "in" / "scene.hdr", scene())
+    code, output = run("tune", str(tmp_path / "in" / "scene.hdr"), "--recipe", str(recipe), "-o",
+                       str(tmp_path / "out.jpg"), "--weights", weights)
+    assert code == 0, output
+    assert check_tuned(tmp_path / "in" / "scene.hdr", tmp_path / "out.jpg")["steps"] == 7
+    code, output = run("batch", str(tmp_path / "in"), "-o", str(tmp_path / "batch"), "--recipe", str(recipe),
+                       "--weights", weights, "--quiet")
+    assert code == 0, output
+    assert json.loads((tmp_path / "batch" / "scene.png.json").read_text())["steps"] == 7
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
 def test_tune_exr_half_and_float(tmp_path: Path, weights: str, dtype: type) -> None:
     rgb = scene(1).astype(dtype)
