@@ -4,8 +4,9 @@ derivative-free) as the alternative on the same objective.
 
 The objective of a photo is the mean predicted score over its views (:class:`enhance.views.Views`)
 minus ``strength`` times the pull toward the identity (:func:`enhance.params.identity_pull`; the
-recipe's ``strength``, or its ``hdr_strength`` for HDR input, :meth:`enhance.recipe.Recipe.pull`); the
-optimiser moves unconstrained values (:mod:`enhance.params`). Guards against gaming the scorer:
+recipe's ``strength``, or for HDR input its ``hdr_strength`` and toward the start, global Reinhard
+at the scene's white point, :func:`enhance.render.hdr_start`; :meth:`enhance.recipe.Recipe.pull`);
+the optimiser moves unconstrained values (:mod:`enhance.params`). Guards against gaming the scorer:
 bounded parameters, the identity pull, several views scored together and the best parameters kept,
 not the last.
 """
@@ -25,7 +26,7 @@ import torch
 from enhance.fidelity import hdr_objective
 from enhance.params import Unconstrained, bounded, identity_pull, identity_values, recorded, unconstrained, values_of
 from enhance.recipe import Recipe
-from enhance.render import Params, Source, check_finite, pipeline
+from enhance.render import Params, Source, check_finite, hdr_start, pipeline
 from enhance.result import Opinion
 from enhance.views import Views
 from nima import Scorer, mean_score
@@ -137,7 +138,8 @@ def adam(leaves: Sequence[torch.Tensor], step: Callable[[int], Sequence[torch.Te
 class Objective:
     """The tuner's objective on several photos, each with its own parameters and recipe: mean score
     over the photo's views minus a strength times the identity pull (``strength`` for every photo; None:
-    each recipe's :meth:`Recipe.pull` for its kind of input), plus, for HDR input, the
+    each recipe's :meth:`Recipe.pull` for its kind of input; HDR input is pulled toward its recipe's
+    start values instead of the identity), plus, for HDR input, the
     weighted structural fidelity of the rendered views to the same views of the scene
     (:func:`enhance.fidelity.hdr_objective`). Views are built once per photo. ``recipes[i]`` is
     photo ``i``'s recipe (the candidates of a ``select = "best"`` recipe are one photo several times,
@@ -146,7 +148,7 @@ class Objective:
     def __init__(self, sources: Sequence[Source], recipes: Sequence[Recipe], scorer: Scorer, *,
                  strength: float | None, crops: int, seed: int) -> None:
         self.sources, self.recipes, self.scorer = list(sources), list(recipes), scorer
-        # the pull toward the identity: ``strength`` for every photo, or each recipe's for its kind of input
+        # the pull toward the identity (HDR: the start): ``strength`` for every photo, or each recipe's for its kind of input
         self.strengths = [r.pull(s.linear) if strength is None else strength for s, r in zip(self.sources, self.recipes)]
         self.crops, self.seed, self.size = crops, seed, scorer.input_size
         self.views = [Views.of(s.image, r, crops, self.size, seed) for s, r in zip(self.sources, self.recipes)]
@@ -163,7 +165,8 @@ class Objective:
         shots = [self.views[i].render(self.size, pipeline(self.recipes[i], p, self.sources[i].linear))
                  for i, p in zip(idx, params)]
         dists = list(self.scorer(torch.cat(shots)).split([s.shape[0] for s in shots]))
-        objs = [mean_score(d).mean() - self.strengths[i] * identity_pull(self.recipes[i], p).sum()
+        objs = [mean_score(d).mean()
+                - self.strengths[i] * identity_pull(self.recipes[i], p, from_start=self.sources[i].linear).sum()
                 + self._fidelity(i, shot) for i, d, p, shot in zip(idx, dists, params, shots)]
         return objs, dists
 
@@ -238,7 +241,8 @@ def climb(
     patience: int = 12, on_step: OnStep | None = None,
 ) -> list[Climb]:
     """Climb each photo's own parameters of ``recipe`` (all stages together) on its views, from the
-    recipe's start values; ``recipe`` may be one recipe per photo (a photo may come several times,
+    recipe's start values (for HDR input, `tonemap` from the scene's white point:
+    :func:`enhance.render.hdr_start`); ``recipe`` may be one recipe per photo (a photo may come several times,
     e.g. once per candidate operator: each climb is the same as climbing it alone, to within the
     float32 rounding that differs with the batch size).
 
@@ -253,6 +257,7 @@ def climb(
     recipes = [recipe] * len(sources) if isinstance(recipe, Recipe) else list(recipe)
     if len(recipes) != len(sources):
         raise ValueError(f"{len(recipes)} recipes for {len(sources)} photos")
+    recipes = [hdr_start(r, s.image) if s.linear else r for s, r in zip(sources, recipes)]
     if not recipes:
         return []
     steps = recipes[0].steps if steps is None else steps

@@ -29,14 +29,16 @@ def bounded(recipe: Recipe, u: Unconstrained) -> Params:
     return [{s.name: s.bounded(ui[s.name]) for s in stage.specs} for stage, ui in zip(recipe.stages, u)]
 
 
-def identity_pull(recipe: Recipe, params: Params) -> torch.Tensor:
-    """(B,) squared distance from the identity, each parameter scaled by its operator's default range."""
+def identity_pull(recipe: Recipe, params: Params, *, from_start: bool = False) -> torch.Tensor:
+    """(B,) squared distance from the identity (``from_start``: from the recipe's start values),
+    each parameter scaled by its operator's default range."""
     total = torch.zeros_like(next(iter(params[0].values())))
     for stage, p in zip(recipe.stages, params):
         default = {s.name: s for s in stage.op.params}
         for s in stage.specs:
             d = default[s.name]
-            total = total + ((p[s.name] - d.identity) / (d.hi - d.lo)) ** 2
+            centre = stage.start[s.name] if from_start else d.identity
+            total = total + ((p[s.name] - centre) / (d.hi - d.lo)) ** 2
     return total
 
 

@@ -7,7 +7,7 @@ steps = 50          # step budget of the tuner
 proxy = 512         # long side of the tuning proxy, pixels
 strength = 0.05     # pull toward identity
 fidelity = 20.0     # HDR input: weight of structural fidelity to the scene (enhance.fidelity)
-hdr_strength = 3.0  # HDR input: pull toward the identity (global Reinhard), in place of strength
+hdr_strength = 3.0  # HDR input: pull toward the start (global Reinhard), in place of strength
 hdr_gain = 0.1      # HDR input: least rise of the score over global Reinhard that a tuned rendering must show
 select = "all"      # "all": tune the operators together; "best": each alone, keep the one scored highest
 
@@ -39,8 +39,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_STEPS, DEFAULT_PROXY, DEFAULT_STRENGTH = 50, 512, 0.05
-# HDR input's identity is already a rendering (global Reinhard), and the scorer's preferences among
-# renderings of a scene are weak: a stronger pull keeps the climb near it unless a move pays
+# HDR input's start is already a rendering (global Reinhard at the scene's white point), and the
+# scorer's preferences among renderings of a scene are weak: a stronger pull keeps the climb near it
+# unless a move pays
 # (benchmarks/RESULTS.md, HDR).
 DEFAULT_HDR_STRENGTH = 3.0
 # For the same reason a tuned HDR rendering replaces global Reinhard only when its objective's score
@@ -79,11 +80,12 @@ class Recipe:
     strength: float = DEFAULT_STRENGTH
     select: str = "all"  # "all": tune every stage together; "best": each alone, keep the best (tune())
     fidelity: float = HDR_WEIGHT  # HDR input: weight of structural fidelity to the scene in the objective
-    hdr_strength: float = DEFAULT_HDR_STRENGTH  # HDR input: the pull toward the identity, in place of strength
+    hdr_strength: float = DEFAULT_HDR_STRENGTH  # HDR input: the pull toward the start, in place of strength
     hdr_gain: float = DEFAULT_HDR_GAIN  # HDR input: the least rise of the score that keeps a tuned rendering
 
     def pull(self, linear: bool) -> float:
-        """The strength of the pull toward the identity for display-referred or (``linear``) HDR input."""
+        """The strength of the pull toward the identity for display-referred input, or toward the
+        start (:func:`enhance.render.hdr_start`) for (``linear``) HDR input."""
         return self.hdr_strength if linear else self.strength
 
     def least_gain(self, linear: bool) -> float:

@@ -86,11 +86,42 @@ def display(radiance: torch.Tensor) -> torch.Tensor:
     return linear_to_srgb(radiance.clamp(0, 1))
 
 
+WHITE_QUANTILE = 0.999  # HDR input's default white point: this quantile of the pre-scaled luminance
+
+
+def scene_white(radiance: torch.Tensor) -> float:
+    """The white point of pre-scaled HDR radiance (1,3,H,W), key-relative: the 99.9th percentile of
+    its luminance, as Reinhard et al. (2002) suggest for the global photographic operator (about a
+    million pixels, evenly strided, are enough for it)."""
+    from enhance.ops.color import luminance
+
+    y = luminance(radiance.clamp_min(0)).flatten()
+    return float(torch.quantile(y[:: max(1, y.numel() // 1_000_000)].float(), WHITE_QUANTILE))
+
+
+def hdr_start(recipe: Recipe, radiance: torch.Tensor) -> Recipe:
+    """``recipe`` for pre-scaled HDR ``radiance``: when its first stage is `tonemap` with
+    ``highlights`` starting at the identity, starting instead at the scene's white point
+    (:func:`scene_white`), so that the climb starts from :func:`as_displayed`."""
+    from enhance.ops.tone import highlights_for_white
+
+    first = recipe.stages[0]
+    if first.op.name != "tonemap" or first.start.get("highlights") != first.op.identity["highlights"]:
+        return recipe
+    spec = {s.name: s for s in first.specs}["highlights"]
+    start = min(max(highlights_for_white(scene_white(radiance)), spec.lo), spec.hi)
+    return recipe.with_values([{**first.start, "highlights": start}, *(st.start for st in recipe.stages[1:])])
+
+
 def as_displayed(radiance: torch.Tensor) -> torch.Tensor:
-    """Pre-scaled HDR radiance (1,3,H,W) as shown before tuning: `tonemap` at its identity, global
-    Reinhard (where tuning starts), rendered in tiles -> (1,3,H,W) sRGB in [0,1]."""
-    recipe = Recipe.from_ops(["tonemap"])
-    return render(radiance, recipe, [recipe.stages[0].op.identity_params()], linear=True).clamp_(0, 1)
+    """Pre-scaled HDR radiance (1,3,H,W) as shown before tuning: global Reinhard with the scene's
+    white point (`tonemap` as :func:`hdr_start` sets it, where tuning starts), rendered in tiles ->
+    (1,3,H,W) sRGB in [0,1]."""
+    from enhance.params import params_from_values
+
+    recipe = hdr_start(Recipe.from_ops(["tonemap"]), radiance)
+    return render(radiance, recipe, params_from_values(recipe, [recipe.stages[0].start], radiance.device),
+                  linear=True).clamp_(0, 1)
 
 
 @dataclass(frozen=True)

@@ -213,23 +213,25 @@ def test_hdr_rendering_must_rise_by_the_recipes_hdr_gain(tiny_scorer) -> None:  
 
 
 def test_hdr_input_is_pulled_by_the_recipes_hdr_strength(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
-    """The objective subtracts ``hdr_strength`` times the identity pull for HDR input and ``strength``
-    for a display-referred photo; an explicit strength replaces both."""
+    """The objective subtracts ``hdr_strength`` times the pull toward the start for HDR input and
+    ``strength`` times the pull toward the identity for a display-referred photo; an explicit
+    strength replaces both. From a start off the identity (the scene's white point, for HDR input),
+    the HDR photo is pulled toward that start and the display photo still toward the identity."""
     from enhance.climb import Objective
     from enhance.params import bounded, identity_pull, unconstrained
     from enhance.recipe import Recipe
     from enhance.render import Source
 
-    recipe = Recipe.from_ops(["tonemap"], strength=0.25, hdr_strength=3.0).with_values(
-        [{"exposure": 1.0, "shadows": 0.5, "highlights": -0.25}])
+    recipe = Recipe.from_ops(["tonemap"], strength=0.25, hdr_strength=3.0)
+    moved = recipe.with_values([{"exposure": 1.0, "shadows": 0.5, "highlights": -0.25}])
     sources = [Source.of(scene_of(textured_log_luminance(7) + math.log2(0.18)), linear=True),
                Source.of(torch.rand(1, 3, 200, 200, generator=torch.Generator().manual_seed(0)))]
-    u = [unconstrained(recipe, 1, "cpu")] * 2
+    u = [unconstrained(moved, 1, "cpu")] * 2
     pull = float(identity_pull(recipe, bounded(recipe, u[0])).sum())
-    assert pull > 0
+    assert pull > 0 and float(identity_pull(moved, bounded(moved, u[0]), from_start=True).sum()) < 1e-12
 
-    def objectives(strength: float | None) -> list[float]:
-        objective = Objective(sources, [recipe] * 2, tiny_scorer, strength=strength, crops=1, seed=0)
+    def objectives(strength: float | None, start: Recipe = recipe) -> list[float]:
+        objective = Objective(sources, [start] * 2, tiny_scorer, strength=strength, crops=1, seed=0)
         with torch.no_grad():
             return [float(o) for o in objective([0, 1], u)[0]]
 
@@ -237,6 +239,8 @@ def test_hdr_input_is_pulled_by_the_recipes_hdr_strength(tiny_scorer) -> None:  
     assert own[0] == pytest.approx(free[0] - 3.0 * pull, abs=1e-4)
     assert own[1] == pytest.approx(free[1] - 0.25 * pull, abs=1e-4)
     assert given == pytest.approx([f - pull for f in free], abs=1e-4)
+    at_start = objectives(None, moved)
+    assert at_start == pytest.approx([free[0], free[1] - 0.25 * pull], abs=1e-4)
 
 
 def test_a_heavy_hdr_pull_keeps_the_start(tiny_scorer) -> None:  # type: ignore[no-untyped-def]

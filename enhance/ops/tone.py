@@ -7,7 +7,8 @@ radiance (>= 0, may exceed 1) whose log-average luminance is middle grey 0.18 (t
 :func:`enhance.render.hdr_scale`: Reinhard's key), shape its log2 luminance about that key and map the
 result through Reinhard's extended photographic curve L (1 + L / W**2) / (1 + L) into display luminance,
 then encode to sRGB. At their identity parameters the linear paths are global Reinhard (white point
-W = 2**3.5 ~ 11.3 in the units where the key is 0.18).
+W = 2**3.5 ~ 11.3 in the units where the key is 0.18); the tuner starts `tonemap` at the scene's own
+white point instead (:func:`enhance.render.hdr_start`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def _white_ev(highlights: Tensor) -> Tensor:
     0 at +1 (W = 1: the curve is linear up to white, brightest highlights), 7 at -1 (W = 128: nearly
     the plain L / (1 + L), most compressed highlights)."""
     return _HDR_WHITE_EV - _HDR_WHITE_RANGE * highlights
+
+
+def highlights_for_white(white: float) -> float:
+    """The ``highlights`` of `tonemap`'s HDR curve whose white point is ``white`` (key-relative
+    units, > 0), within its bounds [-1, 1] (white 128 to 1)."""
+    return min(max(1 - math.log2(max(white, 1e-12)) / _HDR_WHITE_RANGE, -1.0), 1.0)
 
 
 def _encode_hdr(radiance: Tensor, y: Tensor, log_key: Tensor, white_ev: Tensor) -> Tensor:
