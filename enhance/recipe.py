@@ -41,8 +41,7 @@ else:  # pragma: no cover
 DEFAULT_STEPS, DEFAULT_PROXY, DEFAULT_STRENGTH = 50, 512, 0.05
 # HDR input's start is already a rendering (global Reinhard at the scene's white point), and the
 # scorer's preferences among renderings of a scene are weak: a stronger pull keeps the climb near it
-# unless a move pays
-# (benchmarks/RESULTS.md, HDR).
+# unless a move pays (benchmarks/RESULTS.md, HDR).
 DEFAULT_HDR_STRENGTH = 3.0
 # For the same reason a tuned HDR rendering replaces global Reinhard only when its objective's score
 # rises by at least this much on the full render: smaller rises do not tell renderings apart.
