@@ -11,10 +11,11 @@ ways, each on luminance with colour ratios kept and a seeded exposure offset of 
 - ``hable`` (:func:`inverse_hable`): the inverse of Hable's filmic curve, normalised at a white of 11.2.
 
 Methods, all on the same scenes: ``tonemap`` tuned by :func:`enhance.tune.tune` with its defaults
-(recipe steps, the tuner's HDR pre-scale, structural-fidelity weight and pull toward the identity;
-``--fidelity W[,W...]``, ``--strength S[,S...]`` and ``--gain G[,G...]`` tune at other weights,
-pulls and least score gains instead, every combination of them, ``--local`` adds `tonemap_local`); ``tonemap`` untuned, at its
-identity parameters after the same pre-scale (where tuning starts); Reinhard global (key 0.18, white
+(recipe steps, the tuner's HDR pre-scale and start, structural-fidelity weight, pull toward the
+start and least score gain; ``--fidelity W[,W...]``, ``--strength S[,S...]`` and ``--gain
+G[,G...]`` tune at other weights, pulls and least gains instead, every combination of them,
+``--local`` adds `tonemap_local`); ``tonemap`` untuned, the input as displayed after the same
+pre-scale (:func:`enhance.render.as_displayed`, where tuning starts); Reinhard global (key 0.18, white
 at the 99.9th percentile of the scaled luminance); OpenCV Drago, Mantiuk and Reinhard (defaults,
 gamma 1, then sRGB-encoded; exact zeros raised to the smallest positive radiance, which OpenCV
 needs); and a plain clip after auto-exposure (:func:`enhance.render.display` of the pre-scaled
@@ -413,7 +414,7 @@ def main() -> None:
                     print(f"  {path.stem} {construction} {name}: {res.values[0]} kept={res.kept_input}", flush=True)
                     if args.attribute and name == "tonemap" and not res.kept_input:
                         attributed.append((construction, attribution(radiance, target, recipe, res.values[0])))
-                t0 = time.perf_counter()  # the operator at its identity: what tuning starts from
+                t0 = time.perf_counter()  # the input as displayed: what tuning starts from
                 untuned = as_displayed(radiance * hdr_scale(radiance))
                 results["tonemap (untuned)"] = untuned, time.perf_counter() - t0
                 for name, fn in classic.items():
