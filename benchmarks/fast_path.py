@@ -1,7 +1,9 @@
 """The fast path of issue 23, timed as a user meets it: process start to file written.
 
 Builds (in a temporary folder, never in the repository) a 12-megapixel JPEG by upscaling a Kodak
-photo and a folder of one-megapixel JPEGs, then runs the commands below as subprocesses and
+photo, the same photo as a 12-megapixel Radiance HDR scene (its linear light expanded through the
+inverse of Reinhard's L / (1 + L), about 10 EV from black to the brightest pixel) and a folder of
+one-megapixel JPEGs, then runs the commands below as subprocesses and
 reports each one's wall time and the stages its sidecars record (read: the proxy or the photo
 decoded; tune: prediction and climb; render: the choice, the full render and its scores; write:
 encoding and the input's hash; wait: for the full decode of the JPEG after the climb; start: the
@@ -58,6 +60,19 @@ def stages(sidecar: Path, wall: float) -> str:
             f"write {s['write']:.2f} ({record['steps']} steps, {record['note'][:60]})")
 
 
+def write_scene(path: Path, photo: Image.Image) -> None:
+    """``photo`` as scene radiance: sRGB decoded to linear light, its luminance Y mapped to
+    Y / (1 - 0.999 Y) with colour ratios kept, written as Radiance .hdr."""
+    import cv2
+    import numpy as np
+
+    srgb = np.asarray(photo, dtype=np.float32) / 255
+    lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    y = lin @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    radiance = lin / (1 - 0.999 * y)[..., None]
+    assert cv2.imwrite(str(path), np.ascontiguousarray(radiance[..., ::-1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--op-predictor", help="a predictor file for --op tonemap")
@@ -73,6 +88,8 @@ def main() -> None:
         big = folder / "big.jpg"
         photo = Image.open(KODAK / args.source).convert("RGB")
         photo.resize((4242, 2828), Image.LANCZOS).save(big, quality=92)  # 12.0 megapixels
+        scene = folder / "big.hdr"
+        write_scene(scene, photo.resize((4242, 2828), Image.LANCZOS))
         small = folder / "mp1"
         small.mkdir()
         for i, path in enumerate(sorted(KODAK.glob("*.png"))[: args.batch_photos]):
@@ -88,6 +105,8 @@ def main() -> None:
             ("tune --recipe auto (default)", ["tune", str(big), "--recipe", "auto"]),
             ("tune --recipe auto --steps 0", ["tune", str(big), "--recipe", "auto", "--steps", "0"]),
             ("tune --recipe auto --no-predict", ["tune", str(big), "--recipe", "auto", "--no-predict"]),
+            ("tune big.hdr --op tonemap (default)", ["tune", str(scene), "--op", "tonemap"]),
+            ("tune big.hdr --op tonemap --steps 20", ["tune", str(scene), "--op", "tonemap", "--steps", "20"]),
         ]
         imports = [run_python("import gc, torch; gc.freeze()") for _ in range(3)]  # the floor under every row (enhance freezes too)
         print(f"python -c 'import gc, torch; gc.freeze()': {', '.join(f'{t:.2f}' for t in imports)} s", flush=True)
