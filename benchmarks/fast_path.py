@@ -65,11 +65,12 @@ def write_scene(path: Path, photo: Image.Image) -> None:
     Y / (1 - 0.999 Y) with colour ratios kept, written as Radiance .hdr."""
     import cv2
     import numpy as np
+    import torch
 
-    srgb = np.asarray(photo, dtype=np.float32) / 255
-    lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
-    y = lin @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-    radiance = lin / (1 - 0.999 * y)[..., None]
+    from enhance.ops.color import luminance, srgb_to_linear
+
+    lin = srgb_to_linear(torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255).permute(2, 0, 1)[None])
+    radiance = (lin / (1 - 0.999 * luminance(lin)))[0].permute(1, 2, 0).numpy()
     assert cv2.imwrite(str(path), np.ascontiguousarray(radiance[..., ::-1]))
 
 

@@ -65,7 +65,7 @@ from enhance.fidelity import tmqi  # noqa: E402
 from enhance.ops.color import linear_to_srgb, luminance, srgb_to_linear  # noqa: E402
 from enhance.recipe import Recipe  # noqa: E402
 from enhance.params import bounded, unconstrained  # noqa: E402
-from enhance.render import apply_pipeline, as_displayed, display, hdr_scale, render, resize_long  # noqa: E402
+from enhance.render import Source, apply_pipeline, display, hdr_scale, render, resize_long  # noqa: E402
 from enhance.result import Opinion  # noqa: E402
 from enhance.tune import tune  # noqa: E402
 from enhance.views import Views  # noqa: E402
@@ -238,7 +238,7 @@ def print_spreads() -> None:
         for path in sorted(KODAK.glob("kodim*.png")):
             target = load(path)
             radiance = scene(target, construction, int(path.stem[-2:]) + 1000 * CONSTRUCTIONS.index(construction))
-            shown = spread(as_displayed(radiance * hdr_scale(radiance)))[0]
+            shown = spread(Source.of(radiance, linear=True).plain)[0]
             start.append(shown)
             ratio.append(shown / spread(target)[0])
         print(f"untuned tonemap on the {construction} scenes: EV 5th-95th median {np.median(start):.2f} "
@@ -415,7 +415,7 @@ def main() -> None:
                     if args.attribute and name == "tonemap" and not res.kept_input:
                         attributed.append((construction, attribution(radiance, target, recipe, res.values[0])))
                 t0 = time.perf_counter()  # the input as displayed: what tuning starts from
-                untuned = as_displayed(radiance * hdr_scale(radiance))
+                untuned = Source.of(radiance, linear=True).plain
                 results["tonemap (untuned)"] = untuned, time.perf_counter() - t0
                 for name, fn in classic.items():
                     t0 = time.perf_counter()

@@ -257,7 +257,7 @@ def climb(
     recipes = [recipe] * len(sources) if isinstance(recipe, Recipe) else list(recipe)
     if len(recipes) != len(sources):
         raise ValueError(f"{len(recipes)} recipes for {len(sources)} photos")
-    recipes = [hdr_start(r, s.image) if s.linear else r for s, r in zip(sources, recipes)]
+    recipes = [hdr_start(r, s.white) if s.white is not None else r for s, r in zip(sources, recipes)]
     if not recipes:
         return []
     steps = recipes[0].steps if steps is None else steps

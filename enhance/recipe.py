@@ -253,17 +253,13 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise RecipeError(f"{source}{_line_of(text, key)}: {key} must be an integer in [{lo}, {hi}]")
             settings[key] = value
-    for key in ("strength", "fidelity", "hdr_strength"):
+    # hdr_gain is in score units (1..10)
+    for key, hi in (("strength", 100), ("fidelity", 100), ("hdr_strength", 100), ("hdr_gain", 9)):
         if key in data:
             s = _number(data[key], f"{source}{_line_of(text, key)}")
-            if not 0 <= s <= 100:
-                raise RecipeError(f"{source}{_line_of(text, key)}: {key} must lie in [0, 100]")
+            if not 0 <= s <= hi:
+                raise RecipeError(f"{source}{_line_of(text, key)}: {key} must lie in [0, {hi}]")
             settings[key] = s
-    if "hdr_gain" in data:
-        g = _number(data["hdr_gain"], f"{source}{_line_of(text, 'hdr_gain')}")
-        if not 0 <= g <= 9:
-            raise RecipeError(f"{source}{_line_of(text, 'hdr_gain')}: hdr_gain must lie in [0, 9] (score units)")
-        settings["hdr_gain"] = g
     if "select" in data:
         settings["select"] = data["select"]
         problem = _settings_problem(stages, data["select"])

@@ -99,27 +99,27 @@ def scene_white(radiance: torch.Tensor) -> float:
     return float(torch.quantile(y[:: max(1, y.numel() // 1_000_000)].float(), WHITE_QUANTILE))
 
 
-def hdr_start(recipe: Recipe, radiance: torch.Tensor) -> Recipe:
-    """``recipe`` for pre-scaled HDR ``radiance``: when its first stage is `tonemap` with
-    ``highlights`` starting at the identity, starting instead at the scene's white point
-    (:func:`scene_white`), so that the climb starts from :func:`as_displayed`."""
+def hdr_start(recipe: Recipe, white: float) -> Recipe:
+    """``recipe`` for HDR input whose white point is ``white`` (:func:`scene_white`): when its first
+    stage is `tonemap` with ``highlights`` starting at the identity, starting instead at that white
+    point, so that the climb starts from :func:`as_displayed`."""
     from enhance.ops.tone import highlights_for_white
 
     first = recipe.stages[0]
     if first.op.name != "tonemap" or first.start.get("highlights") != first.op.identity["highlights"]:
         return recipe
     spec = {s.name: s for s in first.specs}["highlights"]
-    start = min(max(highlights_for_white(scene_white(radiance)), spec.lo), spec.hi)
+    start = min(max(highlights_for_white(white), spec.lo), spec.hi)
     return recipe.with_values([{**first.start, "highlights": start}, *(st.start for st in recipe.stages[1:])])
 
 
-def as_displayed(radiance: torch.Tensor) -> torch.Tensor:
-    """Pre-scaled HDR radiance (1,3,H,W) as shown before tuning: global Reinhard with the scene's
-    white point (`tonemap` as :func:`hdr_start` sets it, where tuning starts), rendered in tiles ->
-    (1,3,H,W) sRGB in [0,1]."""
+def as_displayed(radiance: torch.Tensor, white: float) -> torch.Tensor:
+    """Pre-scaled HDR radiance (1,3,H,W) of white point ``white`` (:func:`scene_white`) as shown
+    before tuning: global Reinhard with that white point (`tonemap` as :func:`hdr_start` sets it,
+    where tuning starts), rendered in tiles -> (1,3,H,W) sRGB in [0,1]."""
     from enhance.params import params_from_values
 
-    recipe = hdr_start(Recipe.from_ops(["tonemap"]), radiance)
+    recipe = hdr_start(Recipe.from_ops(["tonemap"]), white)
     return render(radiance, recipe, params_from_values(recipe, [recipe.stages[0].start], radiance.device),
                   linear=True).clamp_(0, 1)
 
@@ -132,12 +132,14 @@ class Source:
     would keep), the baseline every score and the kept-input fallback refer to. ``levels``: the
     image holds exact codes k / (levels - 1) (256 for an 8-bit photo, 65536 for a 16-bit one), so
     that its full-resolution render may look its pointwise operators up in exact tables
-    (:mod:`enhance.lut`); None when unknown."""
+    (:mod:`enhance.lut`); None when unknown. ``white``: HDR input's white point
+    (:func:`scene_white`), found once for the display and the climb's start."""
 
     image: torch.Tensor
     plain: torch.Tensor
     hdr_scale: float | None = None
     levels: int | None = None
+    white: float | None = None
 
     @property
     def linear(self) -> bool:
@@ -152,7 +154,8 @@ class Source:
             return cls(image, image, levels=levels)
         scale = hdr_scale(image) if scale is None else scale
         image = image * scale
-        return cls(image, as_displayed(image), scale)
+        white = scene_white(image)
+        return cls(image, as_displayed(image, white), scale, white=white)
 
 
 def pipeline_halo(recipe: Recipe, params: Params, ref_size: int) -> int:

@@ -186,7 +186,7 @@ def test_hdr_rendering_must_rise_by_the_recipes_hdr_gain(tiny_scorer) -> None:  
     """A tuned HDR rendering whose full-render score rises above the start's, but by less than
     ``hdr_gain``, gives way to the start; a display-referred photo is not held to the gain."""
     from enhance.recipe import Recipe
-    from enhance.render import as_displayed, hdr_scale
+    from enhance.render import Source
     from enhance.tune import tune
 
     radiance = scene_of(textured_log_luminance(8) * 1.5 + math.log2(0.18))
@@ -202,7 +202,7 @@ def test_hdr_rendering_must_rise_by_the_recipes_hdr_gain(tiny_scorer) -> None:  
     out, held = tuned(radiance, rise + 0.01, True)
     assert held.kept_input and f"at least {rise + 0.01:g} above" in held.note
     assert held.values == free.values  # the same climb, judged against the gain
-    assert torch.equal(out, as_displayed(radiance * hdr_scale(radiance)).clamp(0, 1))
+    assert torch.equal(out, Source.of(radiance, linear=True).plain.clamp(0, 1))
     out, passed = tuned(radiance, rise - 0.01, True)
     assert not passed.kept_input
 

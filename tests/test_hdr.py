@@ -328,20 +328,21 @@ def test_hdr_input_starts_from_global_reinhard_at_the_scenes_white_point(tiny_sc
     y = luminance(source.image)
     white = float(torch.quantile(y.flatten(), 0.999))
     assert 1 < white < 128 and scene_white(source.image) == pytest.approx(white, rel=1e-6)
+    assert source.white == scene_white(source.image)
     want = extended_reinhard(y.clamp(max=white), white) * source.image / y.clamp_min(1e-12)
-    torch.testing.assert_close(srgb_to_linear(as_displayed(source.image)), want.clamp(0, 1), atol=2e-4, rtol=1e-3)
-    torch.testing.assert_close(source.plain, as_displayed(source.image))
+    torch.testing.assert_close(srgb_to_linear(as_displayed(source.image, white)), want.clamp(0, 1), atol=2e-4, rtol=1e-3)
+    torch.testing.assert_close(source.plain, as_displayed(source.image, source.white))
 
-    start = hdr_start(Recipe.from_ops(["tonemap"]), source.image).stages[0].start
+    start = hdr_start(Recipe.from_ops(["tonemap"]), source.white).stages[0].start
     assert start["highlights"] == pytest.approx(1 - math.log2(white) / 3.5) and start["exposure"] == 0.0
     c = climb([source], Recipe.from_ops(["tonemap"]), tiny_scorer, steps=0)[0]
     assert c.params[0]["highlights"].item() == pytest.approx(start["highlights"], abs=1e-5)
     assert c.before.mean == pytest.approx(c.after.mean, abs=1e-5)  # the start is the input as displayed
 
     own = Recipe.from_ops(["tonemap"]).with_values([{"exposure": 0.0, "shadows": 0.0, "highlights": 0.5}])
-    assert hdr_start(own, source.image) == own
+    assert hdr_start(own, source.white) == own
     local = Recipe.from_ops(["tonemap_local"])
-    assert hdr_start(local, source.image) == local
+    assert hdr_start(local, source.white) == local
 
 
 def test_the_inverse_reinhard_scene_comes_back() -> None:
