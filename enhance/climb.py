@@ -5,7 +5,8 @@ derivative-free) as the alternative on the same objective.
 The objective of a photo is the mean predicted score over its views (:class:`enhance.views.Views`)
 minus ``strength`` times the pull toward the identity (:func:`enhance.params.identity_pull`; the
 recipe's ``strength``, or for HDR input its ``hdr_strength`` and toward the start, global Reinhard
-at the scene's white point, :func:`enhance.render.hdr_start`; :meth:`enhance.recipe.Recipe.pull`);
+at the scene's white point with its contrast lowered where the scene spans more than well-rated
+photos, :func:`enhance.render.scene_start`; :meth:`enhance.recipe.Recipe.pull`);
 the optimiser moves unconstrained values (:mod:`enhance.params`). Guards against gaming the scorer:
 bounded parameters, the identity pull, several views scored together and the best parameters kept,
 not the last.
@@ -241,8 +242,8 @@ def climb(
     patience: int = 12, on_step: OnStep | None = None,
 ) -> list[Climb]:
     """Climb each photo's own parameters of ``recipe`` (all stages together) on its views, from the
-    recipe's start values (for HDR input, `tonemap` from the scene's white point:
-    :func:`enhance.render.hdr_start`); ``recipe`` may be one recipe per photo (a photo may come several times,
+    recipe's start values (for HDR input, `tonemap` from the scene's own start:
+    :func:`enhance.render.scene_start`); ``recipe`` may be one recipe per photo (a photo may come several times,
     e.g. once per candidate operator: each climb is the same as climbing it alone, to within the
     float32 rounding that differs with the batch size).
 
@@ -257,7 +258,7 @@ def climb(
     recipes = [recipe] * len(sources) if isinstance(recipe, Recipe) else list(recipe)
     if len(recipes) != len(sources):
         raise ValueError(f"{len(recipes)} recipes for {len(sources)} photos")
-    recipes = [hdr_start(r, s.white) if s.white is not None else r for s, r in zip(sources, recipes)]
+    recipes = [hdr_start(r, s.start) if s.start is not None else r for s, r in zip(sources, recipes)]
     if not recipes:
         return []
     steps = recipes[0].steps if steps is None else steps

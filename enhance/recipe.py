@@ -39,7 +39,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_STEPS, DEFAULT_PROXY, DEFAULT_STRENGTH = 50, 512, 0.05
-# HDR input's start is already a rendering (global Reinhard at the scene's white point), and the
+# HDR input's start is already a rendering (global Reinhard, enhance.render.scene_start), and the
 # scorer's preferences among renderings of a scene are weak: a stronger pull keeps the climb near it
 # unless a move pays (benchmarks/RESULTS.md, HDR).
 DEFAULT_HDR_STRENGTH = 3.0

@@ -86,40 +86,52 @@ def display(radiance: torch.Tensor) -> torch.Tensor:
     return linear_to_srgb(radiance.clamp(0, 1))
 
 
-WHITE_QUANTILE = 0.999  # HDR input's default white point: this quantile of the pre-scaled luminance
+WHITE_QUANTILE = 0.999  # HDR input's white point: this quantile of the (powered) pre-scaled luminance
+SPREAD_QUANTILES = (0.05, 0.95)  # a rendering's spread: EV between these quantiles of its luminance
+# The widest spread HDR input's start may have, EV: a quarter of the best-rated quarter of the CLIVE
+# photos span more (`python benchmarks/hdr.py --spread`). A scene whose global Reinhard rendering spans
+# more starts with its contrast lowered until it spans this; a narrower one keeps its contrast.
+HDR_SPREAD = 6.9
 
 
-def scene_white(radiance: torch.Tensor) -> float:
-    """The white point of pre-scaled HDR radiance (1,3,H,W), key-relative: the 99.9th percentile of
-    its luminance, as Reinhard et al. (2002) suggest for the global photographic operator (about a
-    million pixels, evenly strided, are enough for it)."""
+def scene_start(radiance: torch.Tensor) -> dict[str, float]:
+    """The start of `tonemap`'s climb for pre-scaled HDR radiance (1,3,H,W), and its rendering before
+    tuning: global Reinhard with the white point at the 99.9th percentile of the luminance (Reinhard
+    et al. 2002), its contrast about the key lowered only as far as needed for the rendering to span
+    at most ``HDR_SPREAD`` EV between its 5th and 95th percentiles of luminance
+    (:func:`enhance.ops.tone.hdr_start_values`). The spread's quantiles leave out pixels of zero
+    luminance (a black border says nothing of the scene's contrast), as :func:`hdr_scale` does; about a
+    million pixels, evenly strided, are enough for the quantiles. -> `tonemap`'s values by name."""
     from enhance.ops.color import luminance
+    from enhance.ops.tone import hdr_start_values
 
     y = luminance(radiance.clamp_min(0)).flatten()
-    return float(torch.quantile(y[:: max(1, y.numel() // 1_000_000)].float(), WHITE_QUANTILE))
+    y = y[:: max(1, y.numel() // 1_000_000)].double()
+    white = float(torch.quantile(y, WHITE_QUANTILE))
+    lit = y[y > 0]
+    low, high = torch.quantile(lit, torch.tensor(SPREAD_QUANTILES, dtype=y.dtype)).tolist() if lit.numel() else (0.0, 0.0)
+    return hdr_start_values(low, high, white, HDR_SPREAD)
 
 
-def hdr_start(recipe: Recipe, white: float) -> Recipe:
-    """``recipe`` for HDR input whose white point is ``white`` (:func:`scene_white`): when its first
-    stage is `tonemap` with ``highlights`` starting at the identity, starting instead at that white
-    point, so that the climb starts from :func:`as_displayed`."""
-    from enhance.ops.tone import highlights_for_white
-
+def hdr_start(recipe: Recipe, start: dict[str, float]) -> Recipe:
+    """``recipe`` for HDR input whose start is ``start`` (:func:`scene_start`): when its first stage
+    is `tonemap` starting at the identity, starting instead at ``start`` (each value within the
+    stage's range), so that the climb starts from :func:`as_displayed`."""
     first = recipe.stages[0]
-    if first.op.name != "tonemap" or first.start.get("highlights") != first.op.identity["highlights"]:
+    if first.op.name != "tonemap" or any(first.start[k] != v for k, v in first.op.identity.items()):
         return recipe
-    spec = {s.name: s for s in first.specs}["highlights"]
-    start = min(max(highlights_for_white(white), spec.lo), spec.hi)
-    return recipe.with_values([{**first.start, "highlights": start}, *(st.start for st in recipe.stages[1:])])
+    bounds = {s.name: (s.lo, s.hi) for s in first.specs}
+    values = {k: min(max(start[k], bounds[k][0]), bounds[k][1]) if k in bounds else v for k, v in first.start.items()}
+    return recipe.with_values([values, *(st.start for st in recipe.stages[1:])])
 
 
-def as_displayed(radiance: torch.Tensor, white: float) -> torch.Tensor:
-    """Pre-scaled HDR radiance (1,3,H,W) of white point ``white`` (:func:`scene_white`) as shown
-    before tuning: global Reinhard with that white point (`tonemap` as :func:`hdr_start` sets it,
-    where tuning starts), rendered in tiles -> (1,3,H,W) sRGB in [0,1]."""
+def as_displayed(radiance: torch.Tensor, start: dict[str, float]) -> torch.Tensor:
+    """Pre-scaled HDR radiance (1,3,H,W) as shown before tuning: `tonemap` at ``start``
+    (:func:`scene_start`; :func:`hdr_start` sets the climb's start there), rendered in tiles -> (1,3,H,W)
+    sRGB in [0,1]."""
     from enhance.params import params_from_values
 
-    recipe = hdr_start(Recipe.from_ops(["tonemap"]), white)
+    recipe = hdr_start(Recipe.from_ops(["tonemap"]), start)
     return render(radiance, recipe, params_from_values(recipe, [recipe.stages[0].start], radiance.device),
                   linear=True).clamp_(0, 1)
 
@@ -132,14 +144,14 @@ class Source:
     would keep), the baseline every score and the kept-input fallback refer to. ``levels``: the
     image holds exact codes k / (levels - 1) (256 for an 8-bit photo, 65536 for a 16-bit one), so
     that its full-resolution render may look its pointwise operators up in exact tables
-    (:mod:`enhance.lut`); None when unknown. ``white``: HDR input's white point
-    (:func:`scene_white`), found once for the display and the climb's start."""
+    (:mod:`enhance.lut`); None when unknown. ``start``: HDR input's `tonemap` start
+    (:func:`scene_start`), found once for the display and the climb."""
 
     image: torch.Tensor
     plain: torch.Tensor
     hdr_scale: float | None = None
     levels: int | None = None
-    white: float | None = None
+    start: dict[str, float] | None = None
 
     @property
     def linear(self) -> bool:
@@ -154,8 +166,8 @@ class Source:
             return cls(image, image, levels=levels)
         scale = hdr_scale(image) if scale is None else scale
         image = image * scale
-        white = scene_white(image)
-        return cls(image, as_displayed(image, white), scale, white=white)
+        start = scene_start(image)
+        return cls(image, as_displayed(image, start), scale, start=start)
 
 
 def pipeline_halo(recipe: Recipe, params: Params, ref_size: int) -> int:

@@ -62,7 +62,8 @@ def tune(
     must be an HDR tone-mapping operator, the radiance is first multiplied by
     :func:`enhance.render.hdr_scale` (recorded as ``hdr_scale``), and "the input" in scores and in
     the fallback is its rendering before tuning (:func:`enhance.render.as_displayed`: global Reinhard
-    with the scene's white point, where `tonemap`'s climb starts),
+    at the scene's white point, its contrast lowered where the scene spans more than well-rated
+    photos, where `tonemap`'s climb starts),
     which a tuned rendering must outscore by the recipe's ``hdr_gain``.
 
     With the recipe's ``select = "best"``, each stage is tuned alone (with everything else as

@@ -109,7 +109,8 @@ def cases() -> dict[str, Callable[[Any], dict[str, Any]]]:
     # The HDR cases climb the score alone (fidelity 0) with the display pull (hdr_strength 0.05): the
     # golden values were recorded before the structural-fidelity term (enhance.fidelity) and the
     # HDR pull joined the HDR objective, whose own tests cover them; they were recorded again when
-    # HDR input's start and baseline became global Reinhard at the scene's white point.
+    # HDR input's start and baseline became global Reinhard at the scene's white point, and again when
+    # a wide scene's start got its contrast lowered (enhance.render.scene_start).
     def hdr(scorer: Any) -> dict[str, Any]:
         calls, on_step = recorder()
         out, result = enhance.tune(radiance(40, 56, 3), Recipe.from_ops(["tonemap_local"], fidelity=0.0, hdr_strength=0.05), scorer, steps=3, seed=0, linear=True,

@@ -316,33 +316,72 @@ def test_identity_is_global_reinhard() -> None:
         torch.testing.assert_close(shown, extended_reinhard(levels, white), atol=2e-5, rtol=1e-4)
 
 
-def test_hdr_input_starts_from_global_reinhard_at_the_scenes_white_point(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
-    """HDR input as displayed (the baseline and the kept-input fallback) is extended Reinhard with the
-    white at the 99.9th percentile of the pre-scaled luminance, `tonemap`'s climb starts there, and
-    a recipe that sets its own `highlights` start, or starts with another operator, is left alone."""
-    from enhance.climb import climb
-    from enhance.render import Source, as_displayed, hdr_start, scene_white
+def display_spread(image: torch.Tensor) -> float:
+    """EV between the 5th and 95th percentiles of the lit pixels' luminance of an sRGB (1,3,H,W) image."""
+    y = luminance(srgb_to_linear(image)).flatten().double()
+    low, high = torch.quantile(y[y > 0], torch.tensor([0.05, 0.95], dtype=y.dtype)).tolist()
+    return math.log2(high / low)
 
-    x = torch.from_numpy(scene()).permute(2, 0, 1)[None]
+
+def test_a_narrow_hdr_scene_starts_from_global_reinhard_at_its_white_point(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    """HDR input whose global Reinhard rendering spans less than ``HDR_SPREAD`` is displayed (the
+    baseline and the kept-input fallback) as extended Reinhard with the white at the 99.9th percentile
+    of the pre-scaled luminance, `tonemap`'s climb starts there, and a recipe that sets its own
+    `tonemap` start, or starts with another operator, is left alone."""
+    from enhance.climb import climb
+    from enhance.render import HDR_SPREAD, Source, as_displayed, hdr_start
+
+    x = torch.from_numpy(scene()).permute(2, 0, 1)[None] ** 0.4
     source = Source.of(x, linear=True)
     y = luminance(source.image)
     white = float(torch.quantile(y.flatten(), 0.999))
-    assert 1 < white < 128 and scene_white(source.image) == pytest.approx(white, rel=1e-6)
-    assert source.white == scene_white(source.image)
+    assert source.start is not None and 1 < white < 128
+    assert source.start["shadows"] == 0.0 and source.start["exposure"] == 0.0
+    assert source.start["highlights"] == pytest.approx(1 - math.log2(white) / 3.5, abs=1e-5)
     want = extended_reinhard(y.clamp(max=white), white) * source.image / y.clamp_min(1e-12)
-    torch.testing.assert_close(srgb_to_linear(as_displayed(source.image, white)), want.clamp(0, 1), atol=2e-4, rtol=1e-3)
-    torch.testing.assert_close(source.plain, as_displayed(source.image, source.white))
+    torch.testing.assert_close(srgb_to_linear(source.plain), want.clamp(0, 1), atol=2e-4, rtol=1e-3)
+    assert display_spread(source.plain) < HDR_SPREAD
+    torch.testing.assert_close(source.plain, as_displayed(source.image, source.start))
 
-    start = hdr_start(Recipe.from_ops(["tonemap"]), source.white).stages[0].start
-    assert start["highlights"] == pytest.approx(1 - math.log2(white) / 3.5) and start["exposure"] == 0.0
+    start = hdr_start(Recipe.from_ops(["tonemap"]), source.start).stages[0].start
+    assert start == source.start
     c = climb([source], Recipe.from_ops(["tonemap"]), tiny_scorer, steps=0)[0]
     assert c.params[0]["highlights"].item() == pytest.approx(start["highlights"], abs=1e-5)
     assert c.before.mean == pytest.approx(c.after.mean, abs=1e-5)  # the start is the input as displayed
 
     own = Recipe.from_ops(["tonemap"]).with_values([{"exposure": 0.0, "shadows": 0.0, "highlights": 0.5}])
-    assert hdr_start(own, source.white) == own
+    assert hdr_start(own, source.start) == own
     local = Recipe.from_ops(["tonemap_local"])
-    assert hdr_start(local, source.white) == local
+    assert hdr_start(local, source.start) == local
+
+
+def test_a_wide_hdr_scene_starts_with_its_contrast_lowered_until_it_spans_hdr_spread(tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    """A scene whose global Reinhard rendering spans more than ``HDR_SPREAD`` EV (5th to 95th
+    percentile of luminance) starts with the least contrast lowering that brings it within that
+    spread, the white point moved with it (the 99.9th percentile still renders white); a black border
+    does not change the start; the climb starts there."""
+    from enhance.climb import climb
+    from enhance.ops.tone import hdr_start_values
+    from enhance.render import HDR_SPREAD, Source, as_displayed
+
+    x = torch.from_numpy(scene()).permute(2, 0, 1)[None]
+    source = Source.of(x, linear=True)
+    start = source.start
+    assert start is not None and 0 < start["shadows"] < 1
+    assert HDR_SPREAD - 0.3 < display_spread(source.plain) <= HDR_SPREAD + 0.01
+    wider = {**start, "shadows": start["shadows"] - 0.02}
+    assert display_spread(as_displayed(source.image, wider)) > HDR_SPREAD  # the least lowering that does it
+    y = luminance(source.image).flatten()
+    brightest = luminance(srgb_to_linear(source.plain)).flatten()[y >= torch.quantile(y, 0.999)]
+    assert brightest.min() > 0.99
+
+    bordered = torch.cat([torch.zeros(1, 3, 8, x.shape[-1]), x], dim=2)
+    bordered_start = Source.of(bordered, linear=True).start
+    assert bordered_start is not None and bordered_start["shadows"] == start["shadows"]
+    c = climb([source], Recipe.from_ops(["tonemap"]), tiny_scorer, steps=0)[0]
+    assert c.params[0]["shadows"].item() == pytest.approx(start["shadows"], abs=1e-5)
+    assert hdr_start_values(0.1, 0.2, 1.0, HDR_SPREAD)["shadows"] == 0.0
+    assert hdr_start_values(1e-6, 1e3, 1e3, 0.5)["shadows"] == 1.0  # as low as the power goes
 
 
 def test_the_inverse_reinhard_scene_comes_back() -> None:

@@ -61,6 +61,25 @@ def highlights_for_white(white: float) -> float:
     return min(max(1 - math.log2(max(white, 1e-12)) / _HDR_WHITE_RANGE, -1.0), 1.0)
 
 
+def hdr_start_values(low: float, high: float, white: float, spread: float) -> dict[str, float]:
+    """`tonemap`'s HDR start for a pre-scaled scene whose luminance has quantiles ``low`` < ``high``
+    and white point ``white`` (key-relative units): the least contrast lowering ``shadows`` in [0,1]
+    (a power about the key of 1 down to 1/4; exposure stays 0) under which ``low`` and ``high``
+    render at most ``spread`` EV apart, and the ``highlights`` that put the white point at ``white``
+    through the same power -> ``{"exposure": 0.0, "shadows": ..., "highlights": ...}``. A scene that
+    spans less at shadows 0 keeps its contrast; one that spans more at shadows 1 gets 1."""
+    shadows = torch.linspace(0, 1, 101, dtype=torch.float64)
+    power = torch.exp2(-_HDR_CONTRAST_EV * shadows)
+    white_ev = (_GREY + power * (math.log2(max(white, 0.0) + _HDR_FLOOR) - _GREY)).clamp(0, 2 * _HDR_WHITE_RANGE)
+    highlights = 1 - white_ev / _HDR_WHITE_RANGE
+    grey = torch.tensor([low, high], dtype=torch.float64).reshape(1, 1, 1, 2).expand(len(shadows), 3, 1, 2)
+    shown = _tonemap_hdr(grey, {"exposure": torch.zeros_like(shadows), "shadows": shadows, "highlights": highlights})
+    log_shown = torch.log2(luminance(srgb_to_linear(shown)) + _HDR_FLOOR).reshape(len(shadows), 2)
+    within = ((log_shown[:, 1] - log_shown[:, 0]) <= spread).nonzero()
+    i = int(within[0]) if len(within) else len(shadows) - 1
+    return {"exposure": 0.0, "shadows": round(float(shadows[i]), 2), "highlights": float(highlights[i])}
+
+
 def _encode_hdr(radiance: Tensor, y: Tensor, log_key: Tensor, white_ev: Tensor) -> Tensor:
     """Show ``radiance`` (B,3,H,W) of luminance ``y`` (B,1,H,W) whose key-scaled log2 luminance is
     ``log_key`` (B,1,H,W; log2 L, with L = 0.18 at the scene's key) through extended Reinhard.
