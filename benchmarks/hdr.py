@@ -41,7 +41,7 @@ sample; the full run is the 24 Kodak photos (72 scenes). Each tuned scene costs 
 weight (4-5 s on this 2-core CPU, benchmarks/RESULTS.md). ``--ceiling`` runs only ``tonemap``
 fitted to each target by PSNR: what the operator can express. ``--spread`` only prints the median
 log-luminance spread of the Kodak targets and of the best-rated quarter of CLIVE, and that of the
-untuned rendering of each construction's scenes.
+global Reinhard and the untuned `tonemap` rendering of each construction's scenes.
 """
 
 from __future__ import annotations
@@ -220,10 +220,11 @@ def spread(image: torch.Tensor) -> tuple[float, float]:
 
 def print_spreads() -> None:
     """Median spreads of the Kodak targets and of the best-rated quarter of CLIVE; then, per
-    construction, the 5th-95th spread of the untuned `tonemap` rendering of each Kodak scene (where
-    the climb starts), its ratio to the target's, and the share of scenes whose rendering spans more
-    than well-rated CLIVE photos (75th, 90th percentile): whether a scene statistic tells how much
-    contrast the rendering should have."""
+    construction, the 5th-95th spread of each Kodak scene's global Reinhard rendering, its ratio to
+    the target's, and the share of scenes whose rendering spans more than well-rated CLIVE photos
+    (75th, 90th percentile): whether a scene statistic tells how much contrast the rendering should
+    have; and the same spread of the untuned `tonemap` rendering (where the climb starts, its
+    contrast lowered to span at most ``HDR_SPREAD``)."""
     from nima.data.readers import read_clive
 
     rated = sorted(read_clive(str(CLIVE)).samples, key=lambda s: -s.mean)
@@ -234,17 +235,20 @@ def print_spreads() -> None:
         print(f"{name} ({len(paths)} photos): median EV 5th-95th {np.median(ev[:, 0]):.2f} (75th and 90th percentile "
               f"of photos {natural[0]:.2f}, {natural[1]:.2f}), 1st-99th {np.median(ev[:, 1]):.2f}")
     for construction in CONSTRUCTIONS:
-        start, ratio = [], []
+        shown: dict[str, list[float]] = {"global Reinhard": [], "untuned tonemap": []}
+        ratio: dict[str, list[float]] = {"global Reinhard": [], "untuned tonemap": []}
         for path in sorted(KODAK.glob("kodim*.png")):
             target = load(path)
             radiance = scene(target, construction, int(path.stem[-2:]) + 1000 * CONSTRUCTIONS.index(construction))
-            shown = spread(Source.of(radiance, linear=True).plain)[0]
-            start.append(shown)
-            ratio.append(shown / spread(target)[0])
-        print(f"untuned tonemap on the {construction} scenes: EV 5th-95th median {np.median(start):.2f} "
-              f"(range {min(start):.2f}-{max(start):.2f}); against the target's, median {np.median(ratio):.2f} "
-              f"(range {min(ratio):.2f}-{max(ratio):.2f}); share above CLIVE's 75th and 90th percentile "
-              + ", ".join(f"{np.mean(np.array(start) > t):.2f}" for t in natural))
+            for name, image in (("global Reinhard", reinhard_global(radiance)),
+                                ("untuned tonemap", Source.of(radiance, linear=True).plain)):
+                shown[name].append(spread(image)[0])
+                ratio[name].append(shown[name][-1] / spread(target)[0])
+        for name, ev_ in shown.items():
+            print(f"{name} on the {construction} scenes: EV 5th-95th median {np.median(ev_):.2f} "
+                  f"(range {min(ev_):.2f}-{max(ev_):.2f}); against the target's, median {np.median(ratio[name]):.2f} "
+                  f"(range {min(ratio[name]):.2f}-{max(ratio[name]):.2f}); share above CLIVE's 75th and 90th percentile "
+                  + ", ".join(f"{np.mean(np.array(ev_) > t):.2f}" for t in natural))
 
 
 def predicted(scorer: Scorer, image: torch.Tensor, recipe: Recipe) -> float:
@@ -356,7 +360,7 @@ def main() -> None:
     ap.add_argument("--attribute", action="store_true",
                     help="also each tuned parameter's share of the PSNR and TMQI Q (needs one fidelity weight, strength and gain)")
     ap.add_argument("--spread", action="store_true",
-                    help="only the log-luminance spreads of the Kodak targets, the best-rated CLIVE photos and the untuned renderings")
+                    help="only the log-luminance spreads of the Kodak targets, the best-rated CLIVE photos, and global Reinhard's and the untuned renderings")
     args = ap.parse_args()
     if not KODAK.is_dir() or (args.source == "clive" and not CLIVE.is_dir()):
         print(f"skipped: {KODAK if not KODAK.is_dir() else CLIVE} not present (a fresh clone)")
