@@ -55,12 +55,6 @@ def _white_ev(highlights: Tensor) -> Tensor:
     return _HDR_WHITE_EV - _HDR_WHITE_RANGE * highlights
 
 
-def highlights_for_white(white: float) -> float:
-    """The ``highlights`` of `tonemap`'s HDR curve whose white point is ``white`` (key-relative
-    units, > 0), within its bounds [-1, 1] (white 128 to 1)."""
-    return min(max(1 - math.log2(max(white, 1e-12)) / _HDR_WHITE_RANGE, -1.0), 1.0)
-
-
 def hdr_start_values(low: float, high: float, white: float, spread: float) -> dict[str, float]:
     """`tonemap`'s HDR start for a pre-scaled scene whose luminance has quantiles ``low`` < ``high``
     and white point ``white`` (key-relative units): the least contrast lowering ``shadows`` in [0,1]
