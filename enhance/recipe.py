@@ -7,8 +7,8 @@ steps = 50          # step budget of the tuner
 proxy = 512         # long side of the tuning proxy, pixels
 strength = 0.05     # pull toward identity
 fidelity = 20.0     # HDR input: weight of structural fidelity to the scene (enhance.fidelity)
-hdr_strength = 3.0  # HDR input: pull toward the start (global Reinhard), in place of strength
-hdr_gain = 0.1      # HDR input: least rise of the score over global Reinhard that a tuned rendering must show
+hdr_strength = 3.0  # HDR input: pull toward the start (global Reinhard, its contrast capped), in place of strength
+hdr_gain = 0.1      # HDR input: least rise of the score over the start that a tuned rendering must show
 select = "all"      # "all": tune the operators together; "best": each alone, keep the one scored highest
 
 [[op]]
@@ -43,7 +43,7 @@ DEFAULT_STEPS, DEFAULT_PROXY, DEFAULT_STRENGTH = 50, 512, 0.05
 # scorer's preferences among renderings of a scene are weak: a stronger pull keeps the climb near it
 # unless a move pays (benchmarks/RESULTS.md, HDR).
 DEFAULT_HDR_STRENGTH = 3.0
-# For the same reason a tuned HDR rendering replaces global Reinhard only when its objective's score
+# For the same reason a tuned HDR rendering replaces the start only when its objective's score
 # rises by at least this much on the full render: smaller rises do not tell renderings apart.
 DEFAULT_HDR_GAIN = 0.1
 SELECT = ("all", "best")
