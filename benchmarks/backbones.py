@@ -4,16 +4,19 @@ Cost: the scorer's forward pass (`enhance score`), a tuning step (forward and ba
 input), a training step of the trained blocks and the head on cached activations, and the caching
 pass, per image, with the size of its fp16 weights file. CPU milliseconds per image (the process's
 CPU time, all threads: on a machine shared with other jobs it tracks the work far better than wall
-time does), medians of ``--repeats`` runs after one warm-up, at each backbone's input size. The
-training cut freezes the first half of the blocks (8 of 16 for Lite0).
+time does), medians of ``--repeats`` runs after one warm-up, at each backbone's input size or at
+each of ``--sizes``. The training cut freezes the first half of the blocks (8 of 16 for Lite0).
 
 Worth (``--probe DATA``, a folder holding clive/ and biq2021/): a linear probe, ridge regression
 from the mean- and std-pooled ImageNet features (no training of the network) to the opinion
 scores, fitted on CLIVE's training split plus ``--probe-images`` photos of BIQ2021's training part
 and measured (SRCC) on CLIVE's validation split and on BIQ2021's validation part, the splits of
-configs/default.toml. BIQ2021's Test split is not touched.
+configs/default.toml. BIQ2021's Test split is not touched. The features are taken of the whole
+image resized to the input size, so ``--sizes`` shows what a larger view is worth.
 
     python benchmarks/backbones.py --batch 4 --repeats 2 --probe DATA --json benchmarks/results/backbones.json
+    python benchmarks/backbones.py --only efficientnet_lite0 --sizes 224,384,448 --batch 4 --repeats 2 \
+        --probe DATA --json benchmarks/results/backbones_sizes.json
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from nima import NIMA
 
 from common import save_json
 
+BACKBONES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+
 
 def per_image(fn, images: int, repeats: int) -> float:
     """Median CPU milliseconds per image of ``fn`` over ``repeats`` calls, after one warm-up."""
@@ -44,11 +49,11 @@ def per_image(fn, images: int, repeats: int) -> float:
     return 1000 * statistics.median(times) / images
 
 
-def measure(name: str, batch: int, repeats: int) -> dict:
+def measure(name: str, size: int | None, batch: int, repeats: int) -> dict:
     from nima import save_checkpoint
 
-    model = NIMA(name, pretrained=True).eval()
-    size = model.spec.input_size
+    model = NIMA(name, pretrained=True, input_size=size).eval()
+    size = model.input_size
     blocks = len(model.features._blocks)  # type: ignore[arg-type]
     x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
     early, late = model.split(blocks // 2)
@@ -106,7 +111,7 @@ def pooled_features(model: NIMA, samples: list, batch: int) -> np.ndarray:
 
     from nima.data import ImageRatings
 
-    loader = DataLoader(ImageRatings(samples, train=False, size=model.spec.input_size), batch_size=batch)
+    loader = DataLoader(ImageRatings(samples, train=False, size=model.input_size), batch_size=batch)
     out = []
     with torch.no_grad():
         for images, _ in loader:
@@ -137,8 +142,8 @@ def ridge_srcc(fit: list[tuple[np.ndarray, np.ndarray]], measure_: list[tuple[np
     return [float(spearmanr(((f - mu) / sd) @ w, s)[0]) for f, s in measure_]
 
 
-def probe(name: str, fit: list, measure_: list, batch: int) -> dict:
-    model = NIMA(name, pretrained=True).eval()
+def probe(name: str, size: int | None, fit: list, measure_: list, batch: int) -> dict:
+    model = NIMA(name, pretrained=True, input_size=size).eval()
 
     def feats(parts: list) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(pooled_features(model, samples, batch), np.array([s.mean for s in samples])) for _, samples in parts]
@@ -154,18 +159,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--probe", metavar="DATA", help="also fit the linear probe on clive/ and biq2021/ under DATA")
     parser.add_argument("--probe-images", type=int, default=1000, help="BIQ2021 training photos the probe fits on")
+    parser.add_argument("--only", nargs="+", choices=BACKBONES, default=BACKBONES, help="backbones to measure")
+    parser.add_argument("--sizes", type=lambda v: [int(s) for s in v.split(",")],
+                        help="input sizes to measure each backbone at, comma-separated (default: its own)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     figures = {"threads": args.threads, "batch": args.batch, "load_average": os.getloadavg()}
     parts = probe_data(args.probe, args.probe_images) if args.probe else None
-    for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
-        figures[name] = f = measure(name, args.batch, args.repeats)
-        if parts:
-            f.update(probe(name, *parts, batch=32))
-        print(f"| {name} | {f['input_size']} | {f['weights_MiB_fp16']:.1f} MiB | {f['score_ms']:.0f} | "
-              f"{f['tune_step_ms']:.0f} | {f['train_step_ms']:.0f} | {f['cache_pass_ms']:.0f} |"
-              + "".join(f" {f[k]:.3f} |" for k in f if k.startswith("probe_")), flush=True)
+    for name in args.only:
+        for size in args.sizes or [None]:
+            f = measure(name, size, args.batch, args.repeats)
+            figures[name if args.sizes is None else f"{name}@{f['input_size']}"] = f
+            if parts:
+                f.update(probe(name, size, *parts, batch=32))
+            print(f"| {name} | {f['input_size']} | {f['weights_MiB_fp16']:.1f} MiB | {f['score_ms']:.0f} | "
+                  f"{f['tune_step_ms']:.0f} | {f['train_step_ms']:.0f} | {f['cache_pass_ms']:.0f} |"
+                  + "".join(f" {f[k]:.3f} |" for k in f if k.startswith("probe_")), flush=True)
     save_json(args.json, figures)
 
 

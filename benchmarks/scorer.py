@@ -47,17 +47,18 @@ def axis_peaks(scorer: torch.nn.Module, sources: list[Path]) -> dict[str, dict]:
 
     out = {}
     images = [load_pristine(p, long_side=768)[None] for p in sources]
+    size = int(getattr(scorer, "input_size", 224))
     for op, name, values in AXES:
         recipe = Recipe.from_ops([op])
         spec = {s.name: s for s in recipe.stages[0].specs}
         curve = np.zeros(len(values))
         for image in images:
-            views = Views.of(image, recipe, crops=2, size=224, seed=0)
+            views = Views.of(image, recipe, crops=2, size=size, seed=0)
             for i, v in enumerate(values):
                 vals = {s: spec[s].identity for s in spec} | {name: float(v)}
                 params = params_from_values(recipe, [vals])
                 with torch.no_grad():
-                    x = views.render(224, lambda im, ref: apply_pipeline(im, recipe, params, ref))
+                    x = views.render(size, lambda im, ref: apply_pipeline(im, recipe, params, ref))
                     curve[i] += float(scorer.mean(x).mean()) / len(images)
         peak = int(curve.argmax())
         out[f"{op}.{name}"] = {

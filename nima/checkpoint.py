@@ -29,7 +29,7 @@ def save_checkpoint(path: str | os.PathLike, model: NIMA, meta: dict[str, Any] |
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     blob = {
         "format": FORMAT, "version": VERSION, "backbone": model.spec.name,
-        "buckets": model.head.out_features, "input_size": model.spec.input_size,
+        "buckets": model.head.out_features, "input_size": model.input_size,
         "mean": list(model.spec.mean), "std": list(model.spec.std),
         "meta": meta or {}, "state_dict": state,
     }
@@ -59,7 +59,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[NIMA, dict[str, Any]]:
         raise ValueError(f"{path}: not a NIMA weights file (no 'format': 'nima' entry)")
     if blob.get("version") != VERSION:
         raise ValueError(f"{path}: weights format version {blob.get('version')} is not supported")
-    model = NIMA(blob["backbone"], pretrained=False, buckets=int(blob["buckets"]))
+    model = NIMA(blob["backbone"], pretrained=False, buckets=int(blob["buckets"]), input_size=blob.get("input_size"))
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
     try:
         model.load_state_dict(state)

@@ -29,7 +29,7 @@ def evaluate_samples(
     workers: int = 0,
 ) -> dict[str, float]:
     """n, SRCC, PLCC, EMD (r=1, r=2) and accuracy of ``model`` on rated samples (eval view)."""
-    size = int(getattr(getattr(model, "spec", None), "input_size", 224))
+    size = int(getattr(model, "input_size", 224))
     loader = DataLoader(ImageRatings(list(samples), train=False, size=size), batch_size=batch_size, num_workers=workers)
     pred = predict(model, (x for x, _ in loader), device)
     human = np.stack([s.dist for s in samples])
@@ -46,7 +46,7 @@ def pristine_first(
     rows: list[tuple[str, str, int]] = []
     scores: list[float] = []
     pending: list[torch.Tensor] = []
-    size = int(getattr(getattr(model, "spec", None), "input_size", 224))
+    size = int(getattr(model, "input_size", 224))
 
     def flush() -> None:
         if pending:

@@ -14,7 +14,10 @@ from nima.backbones import Backbone, get_backbone
 class NIMA(nn.Module):
     """Predicts the distribution of human opinion scores.
 
-    Input: (B,3,S,S) sRGB in [0,1] at the backbone's input size S (the model normalises).
+    Input: (B,3,S,S) sRGB in [0,1] at the model's ``input_size`` S (the model normalises); S is
+    the backbone's native size unless given (the network is fully convolutional up to its global
+    pool, so a larger S lets it see detail, noise and blur that a 224-pixel view averages away, at
+    about (S/224)^2 the cost).
     Output: (B,N) probabilities over the scores 1..N.
 
     >>> model = NIMA("efficientnet_lite0").eval()
@@ -30,10 +33,11 @@ class NIMA(nn.Module):
 
     def __init__(
         self, backbone: str = "efficientnet_lite0", pretrained: bool | str = False,
-        buckets: int = 10, dropout: float = 0.75,
+        buckets: int = 10, dropout: float = 0.75, input_size: int | None = None,
     ) -> None:
         super().__init__()
         self.spec = get_backbone(backbone)
+        self.input_size = self.spec.input_size if input_size is None else checked_input_size(input_size)
         self.features, _ = self.spec.build(pretrained)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.spec.feature_size, buckets)
@@ -75,12 +79,21 @@ class NIMA(nn.Module):
                 module.requires_grad_(False)
 
 
+def checked_input_size(size: int) -> int:
+    """``size`` when a backbone can take a (size, size) view (at least 32 pixels, its total
+    stride), else ValueError."""
+    if int(size) != size or size < 32:
+        raise ValueError(f"input_size must be a whole number of pixels, at least 32; got {size}")
+    return int(size)
+
+
 class Mixture(nn.Module):
     """The weighted average of several scorers' distributions: (B,3,S,S) -> (B,N).
 
     ``models`` are frozen NIMA models; ``weights`` (one per model, >= 0) are normalised to sum to 1.
     Its mean score is the same weighted average of the models' mean scores; ``spec`` is the
-    first model's (a :class:`nima.Scorer` can hold a mixture of models of one backbone).
+    first model's (a :class:`nima.Scorer` can hold a mixture of models of one backbone and one
+    input size).
     """
 
     def __init__(self, models: list[NIMA], weights: list[float] | None = None) -> None:
@@ -90,6 +103,10 @@ class Mixture(nn.Module):
         w = torch.ones(len(models)) if weights is None else torch.tensor(weights, dtype=torch.float32)
         if w.shape != (len(models),) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"a mixture of {len(models)} models needs {len(models)} finite shares >= 0, not all 0; got {weights}")
+        sizes = sorted({m.input_size for m in models})
+        if len(sizes) > 1:
+            raise ValueError(f"a mixture's models must share one input size; got {sizes}")
+        self.input_size = sizes[0]
         self.models = nn.ModuleList(models).eval().requires_grad_(False)
         self.weights: torch.Tensor
         self.register_buffer("weights", w / w.sum())

@@ -40,7 +40,7 @@ class Scorer(nn.Module):
         self.meta = meta or {}
         self.weights = weights
         self.weights_sha256 = file_sha256(weights) if weights else None
-        self.input_size = model.spec.input_size
+        self.input_size = model.input_size
 
     @property
     def device(self) -> torch.device:

@@ -38,7 +38,7 @@ from nima.data.synthetic import SyntheticRanking
 from nima.evaluate import pristine_first_of
 from nima.loss import emd, fidelity_loss, rank_loss
 from nima.metrics import summarise
-from nima.model import NIMA, mean_score, std_score
+from nima.model import NIMA, checked_input_size, mean_score, std_score
 from nima.scorer import pick_device
 from nima.sources import pristine_paths
 
@@ -66,13 +66,16 @@ class TrainConfig:
     each pass in a new order, so that it keeps a share of the steps. Each synthetic source gets
     ``groups_per_source`` cached groups of ``per_group`` distortions (from ``families``; None:
     all), ``groups_per_step`` of which join each step. ``init`` starts from a NIMA weights file
-    instead of ImageNet features. ``eval_every``: validation figures every N epochs and after the
-    last. ``limit`` keeps the first N images of each dataset (smoke tests).
+    instead of ImageNet features. ``input_size`` is the square view the model is trained and later
+    scores at (None: ``init``'s, else the backbone's native size). ``eval_every``: validation
+    figures every N epochs and after the last. ``limit`` keeps the first N images of each dataset
+    (smoke tests).
     """
 
     datasets: list[str]
     backbone: str = "efficientnet_lite0"
     init: str | None = None
+    input_size: int | None = None
     epochs: int = 10
     batch_size: int = 32
     lr_backbone: float = 1e-4
@@ -215,8 +218,10 @@ def build_model(config: TrainConfig, device: torch.device) -> NIMA:
         model, _ = load_checkpoint(config.init)
         if model.spec.name != config.backbone:
             raise ValueError(f"{config.init}: backbone {model.spec.name!r}, not {config.backbone!r}")
+        if config.input_size is not None:
+            model.input_size = checked_input_size(config.input_size)
     else:
-        model = NIMA(config.backbone, pretrained=config.pretrained)
+        model = NIMA(config.backbone, pretrained=config.pretrained, input_size=config.input_size)
     model.freeze(config.frozen_blocks)
     return model.to(device)
 
@@ -226,8 +231,9 @@ def build_cache(config: TrainConfig, data: RunData, model: NIMA, device: torch.d
     is read back (an interrupted run resumes without recomputing the parts it finished)."""
     early, _ = model.split(config.frozen_blocks)
     model.eval()
-    size, workers = model.spec.input_size, config.workers
-    common = dict(backbone=config.backbone, init=config.init, pretrained=config.pretrained, frozen=config.frozen_blocks)
+    size, workers = model.input_size, config.workers
+    common = dict(backbone=config.backbone, init=config.init, pretrained=config.pretrained, frozen=config.frozen_blocks,
+                  size=size)
 
     def part(name: str, make: Callable[[], Any], **depends: object) -> Any:
         path, key = config.run_dir / f"cache-{name}.pt", cache.fingerprint(**common, **depends)

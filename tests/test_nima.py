@@ -98,6 +98,25 @@ def test_mixture_is_the_weighted_average_of_its_models_distributions():
     for bad in ([1.0], [-1.0, 2.0], [0.0, 0.0], [float("nan"), 1.0]):
         with pytest.raises(ValueError, match="shares"):
             Mixture([a, b], bad)
+    with pytest.raises(ValueError, match=r"one input size; got \[224, 288\]"):
+        Mixture([a, NIMA(pretrained=False, input_size=288)])
+
+
+def test_input_size_travels_with_the_weights_and_sets_the_scorers_view(tmp_path):
+    torch.manual_seed(0)
+    model = NIMA(pretrained=False, input_size=96).eval()
+    save_checkpoint(tmp_path / "w96.pt", model)
+    loaded, _ = load_checkpoint(tmp_path / "w96.pt")
+    assert loaded.input_size == 96 and NIMA(pretrained=False).input_size == 224
+    scorer = load_scorer(tmp_path / "w96.pt")
+    assert scorer.input_size == 96
+    x = torch.rand(1, 3, 150, 200, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():  # the scorer resizes to 96, not to the backbone's native 224
+        ref = model(torch.nn.functional.interpolate(x, size=(96, 96), mode="bilinear", antialias=True))
+        assert torch.allclose(scorer(x), ref, atol=2e-3)
+    for bad in (8, 100.5):
+        with pytest.raises(ValueError, match=f"at least 32; got {bad}"):
+            NIMA(pretrained=False, input_size=bad)
 
 
 def _classify(name: str) -> int:

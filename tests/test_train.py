@@ -103,6 +103,23 @@ def test_two_datasets_train_end_to_end_and_the_official_test_split_is_never_trai
     assert meta["validation"]["epoch"] == 1 and len(meta["val_split"]) == 4
 
 
+def test_input_size_sets_the_cached_view_and_is_saved_with_the_weights(tmp_path: Path) -> None:
+    native = _config(tmp_path / "a", epochs=1)
+    train(native)
+    larger = _config(tmp_path / "b", epochs=1, input_size=256)
+    train(larger)
+    for config, size in ((native, 224), (larger, 256)):
+        assert load_checkpoint(config.out)[0].input_size == size
+        # the stem and 15 blocks of EfficientNet-Lite0 reduce 32 times
+        cached = torch.load(config.run_dir / "cache-train.pt", map_location="cpu", weights_only=False)
+        assert cached["data"].x.shape[-1] == size // 32
+    again = _config(tmp_path / "c", epochs=1, init=larger.out)  # from a checkpoint, its size is kept
+    train(again)
+    assert load_checkpoint(again.out)[0].input_size == 256
+    with pytest.raises(ValueError, match="at least 32; got 16"):
+        train(_config(tmp_path / "d", epochs=1, init=larger.out, input_size=16))
+
+
 def test_each_batch_comes_from_one_dataset() -> None:
     rated = cache.Rated(torch.zeros(10, 1, 1, 1), torch.zeros(10, 10), torch.zeros(10),
                         torch.tensor([0, 1, 0, 1, 0, 1, 1, 1, 1, 1]))
