@@ -97,7 +97,7 @@ def main() -> None:
     ratings = open_dataset(f"clive:{SHARED / 'clive'}")
     val = select_split(ratings.samples, ratings.root, meta, "val")
     figures["clive_val"] = evaluate_samples(scorer.model, val, device)
-    loader = torch.utils.data.DataLoader(ImageRatings(val, train=False), batch_size=32)
+    loader = torch.utils.data.DataLoader(ImageRatings(val, train=False, size=scorer.input_size), batch_size=32)
     means = predict(scorer.model, (x for x, _ in loader), device) @ np.arange(1, 11)
     human = np.array([to_unit(s.mean, ratings.scale) for s in val])
     figures["spread"] = {
