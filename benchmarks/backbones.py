@@ -15,8 +15,9 @@ configs/default.toml. BIQ2021's Test split is not touched. The features are take
 image resized to the input size, so ``--sizes`` shows what a larger view is worth.
 
     python benchmarks/backbones.py --batch 4 --repeats 2 --probe DATA --json benchmarks/results/backbones.json
-    python benchmarks/backbones.py --only efficientnet_lite0 --sizes 224,384,448 --batch 4 --repeats 2 \
-        --probe DATA --json benchmarks/results/backbones_sizes.json
+    python benchmarks/backbones.py --only efficientnet_lite0 --sizes 224,384 --batch 4 --repeats 2 \
+        --json benchmarks/results/backbones_sizes.json
+    python benchmarks/backbones.py --only efficientnet_lite0 --sizes 224,384,448 --batch 4 --repeats 2 --probe DATA
 """
 
 from __future__ import annotations
