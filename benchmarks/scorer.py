@@ -38,7 +38,8 @@ AXES: list[tuple[str, str, list[float]]] = [
 
 
 def axis_peaks(scorer: torch.nn.Module, sources: list[Path]) -> dict[str, dict]:
-    """Mean score along each axis over the sources; where it peaks, and the identity."""
+    """Mean score along each axis over the sources (views at the scorer's input size); where it
+    peaks, and the identity. ``scorer`` is a :class:`nima.Scorer`."""
     from enhance.recipe import Recipe
     from enhance.params import params_from_values
     from enhance.render import apply_pipeline
@@ -47,7 +48,7 @@ def axis_peaks(scorer: torch.nn.Module, sources: list[Path]) -> dict[str, dict]:
 
     out = {}
     images = [load_pristine(p, long_side=768)[None] for p in sources]
-    size = int(getattr(scorer, "input_size", 224))
+    size = scorer.input_size
     for op, name, values in AXES:
         recipe = Recipe.from_ops([op])
         spec = {s.name: s for s in recipe.stages[0].specs}
