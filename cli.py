@@ -345,26 +345,30 @@ def _start(recipe: Any, steps: int | None, path: str | None, none_because: str |
 @click.option("--weights", type=click.Path(), help="Scorer weights file (default: the shipped ones).")
 @click.option("--device", default="cpu", show_default=True, callback=_device, help="cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue from the run's checkpoint (<out without .pt>.run/state.pt).")
+@click.option("--init", type=click.Path(),
+              help="Start from this predictor file (the same recipe), e.g. to train a shipped one against new scorer weights.")
 @click.option("--force", is_flag=True, help="Replace an existing predictor file (a resumed run may always).")
 def train_predictor_cmd(ops: tuple[str, ...], recipe: str | None, out: str | None, data: str, also: tuple[str, ...],
                         steps: int, batch: int, lr: float, seed: int, weights: str | None, device: str, resume: bool,
-                        force: bool) -> None:
+                        init: str | None, force: bool) -> None:
     """Train a parameter predictor for a recipe (or the --op pipeline) by climbing the frozen scorer
     through its operators."""
     from tqdm import tqdm
 
     from enhance.outputs import check_writes
-    from enhance.predict import PredictorTraining, train_predictor, training_photos
+    from enhance.predict import PredictorTraining, starting_predictor, train_predictor, training_photos
 
     tuned = _recipe(ops, recipe or (None if ops else "tonemap"))
     name = tuned.name
-    try:
-        out = out or f"{name}.predictor.pt"
-        check_writes([out], _reads(recipe, weights), force=force or resume)  # before any training
+    out = out or f"{name}.predictor.pt"
+    config = PredictorTraining(tuned, out, steps=steps, batch=batch, lr=lr, seed=seed, resume=resume, init=init)
+    try:  # before any training
+        check_writes([out], _reads(recipe, weights) + _reads(None, init), force=force or resume)
+        if init is not None:
+            starting_predictor(init, tuned, config.width)
     except ValueError as exc:
         _fail(str(exc))
     scorer = _scorer(weights, device)
-    config = PredictorTraining(tuned, out, steps=steps, batch=batch, lr=lr, seed=seed, resume=resume)
     try:
         photos = training_photos(data, scorer.meta, also)
     except ValueError as exc:

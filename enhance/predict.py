@@ -341,7 +341,10 @@ def listed_photos(entries: Sequence[str | Path], root: Path) -> list[Path]:
 @dataclass
 class PredictorTraining:
     """Settings of `train_predictor`. ``clean``: the share of photos left as they are; the others
-    get one of the `DEGRADATIONS` at random. ``every``: steps between checkpoints of the run."""
+    get one of the `DEGRADATIONS` at random. ``every``: steps between checkpoints of the run.
+    ``init``: a predictor file to start from instead of the start values (trained for the same
+    operators, bounds, selection and width), to train it again against another scorer; the new
+    file keeps its number of refining steps."""
 
     recipe: Recipe | str
     out: str
@@ -355,11 +358,22 @@ class PredictorTraining:
     width: int = 32
     every: int = 20
     resume: bool = False
+    init: str | None = None
 
     @property
     def state_path(self) -> Path:
         """Where the run's checkpoint (weights, optimiser, step) lives: ``<out>.run/state.pt``."""
         return Path(self.out).with_suffix(".run") / "state.pt"
+
+
+def starting_predictor(path: str | Path, recipe: Recipe, width: int) -> Predictor:
+    """The predictor file ``path`` as the start of a run for ``recipe`` at ``width``; ValueError
+    naming the file when it was trained for other operators, bounds, selection or width."""
+    predictor = load_predictor(path)
+    if _signature(predictor.recipe) != _signature(recipe) or predictor.width != width:
+        raise ValueError(f"{path}: cannot start from it: it predicts {_signature(predictor.recipe)} "
+                         f"(width {predictor.width}), not {_signature(recipe)} (width {width})")
+    return predictor
 
 
 def _batch(photos: Sequence[Path], config: PredictorTraining, step: int, size: int, recipe: Recipe,
@@ -396,6 +410,12 @@ def train_predictor(
     with torch.random.fork_rng(devices=[]):  # the initial weights follow config.seed alone
         torch.manual_seed(config.seed)
         predictor = Predictor(recipe, config.width).to(device)
+    kept: dict[str, Any] = {}  # what the file records of the predictor it started from
+    if config.init is not None:
+        start_from = starting_predictor(config.init, recipe, config.width)
+        predictor.load_state_dict(start_from.state_dict())
+        kept = {"init": Path(config.init).name,
+                **{k: v for k, v in start_from.meta.items() if k == "refine_steps"}}
     opt = torch.optim.Adam(predictor.parameters(), lr=config.lr)
     start, history = 0, []
     if config.resume and config.state_path.is_file():
@@ -422,7 +442,7 @@ def train_predictor(
                             "step": step + 1, "history": history}, tmp)
     meta = {"steps": config.steps, "batch": config.batch, "lr": config.lr, "seed": config.seed, "clean": config.clean,
             "strength": strength, "photos": len(photos), "scorer": getattr(scorer, "weights_sha256", None),
-            "history": history}
+            **kept, "history": history}
     predictor.meta = meta
     save_predictor(config.out, predictor, meta)
     return predictor.eval()

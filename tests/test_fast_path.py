@@ -255,3 +255,12 @@ def test_train_predictor_runs_on_a_tiny_configuration(tmp_path: Path, weights_fi
              "--weights", weights, "--json")
     assert t.exit_code == 0, t.output + t.stderr
     assert len(json.loads(t.stdout)["predicted"]) == stages
+    # --init: trained further from that file; a predictor of other operators is refused in one line
+    again = _run("train-predictor", *choice, "--out", tmp_path / "again.pt", "--data", data, "--steps", "1",
+                 "--batch", "2", "--weights", weights, "--init", out)
+    assert again.exit_code == 0, again.output + again.stderr
+    other = ("--recipe", "tonemap") if choice == ("--op", "tonemap") else ("--op", "tonemap")
+    bad = _run("train-predictor", *other, "--out", tmp_path / "bad.pt", "--data", data, "--steps", "1",
+               "--batch", "2", "--weights", weights, "--init", out)
+    assert bad.exit_code == 2 and bad.stderr.strip().count("\n") == 0, bad.output + bad.stderr
+    assert f"{out}: cannot start from it" in bad.stderr and not (tmp_path / "bad.pt").exists()

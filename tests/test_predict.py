@@ -110,6 +110,29 @@ def test_resume_continues_the_same_run(tmp_path: Path, tiny_scorer) -> None:  # 
     assert len(resumed.meta["history"]) == 4
 
 
+def test_init_starts_from_a_predictor_file(tmp_path: Path, tiny_scorer) -> None:  # type: ignore[no-untyped-def]
+    """--init: the run starts from the file's weights (a step at a vanishing rate leaves them), and
+    refuses a predictor of other operators."""
+    photos = saved(tmp_path, [photo(i) for i in range(3)])
+    recipe = _toml(tmp_path, small(["exposure"]))
+    first = train_predictor(PredictorTraining(recipe, str(tmp_path / "a.pt"), steps=2, batch=2, crops=0, lr=0.01),
+                            photos, tiny_scorer)
+    save_predictor(tmp_path / "a.pt", first, {**first.meta, "refine_steps": 4})
+    fresh = Predictor(small(["exposure"])).state_dict()
+    assert any(not torch.allclose(v, fresh[k]) for k, v in first.state_dict().items())
+    again = train_predictor(PredictorTraining(recipe, str(tmp_path / "b.pt"), steps=1, batch=2, crops=0, lr=1e-12,
+                                              init=str(tmp_path / "a.pt")), photos, tiny_scorer)
+    for k, v in first.state_dict().items():
+        assert torch.allclose(v, again.state_dict()[k], atol=1e-6), k
+    meta = load_predictor(tmp_path / "b.pt").meta
+    assert (meta["init"], meta["refine_steps"]) == ("a.pt", 4)
+    other = _toml(tmp_path, small(["contrast"]))
+    with pytest.raises(ValueError, match="a.pt: cannot start from it"):
+        train_predictor(PredictorTraining(other, str(tmp_path / "c.pt"), steps=1, batch=2, crops=0,
+                                          init=str(tmp_path / "a.pt")), photos, tiny_scorer)
+    assert not (tmp_path / "c.pt").exists()
+
+
 def test_predict_params_checks_its_inputs(tmp_path: Path) -> None:
     recipe = small(["exposure", "levels"])
     predictor = shaken(Predictor(recipe), 3)
