@@ -414,8 +414,9 @@ def train_predictor(
     if config.init is not None:
         start_from = starting_predictor(config.init, recipe, config.width)
         predictor.load_state_dict(start_from.state_dict())
-        kept = {"init": Path(config.init).name,
-                **{k: v for k, v in start_from.meta.items() if k == "refine_steps"}}
+        kept["init"] = Path(config.init).name
+        if "refine_steps" in start_from.meta:
+            kept["refine_steps"] = start_from.meta["refine_steps"]
     opt = torch.optim.Adam(predictor.parameters(), lr=config.lr)
     start, history = 0, []
     if config.resume and config.state_path.is_file():
