@@ -370,9 +370,12 @@ def starting_predictor(path: str | Path, recipe: Recipe, width: int) -> Predicto
     """The predictor file ``path`` as the start of a run for ``recipe`` at ``width``; ValueError
     naming the file when it was trained for other operators, bounds, selection or width."""
     predictor = load_predictor(path)
-    if _signature(predictor.recipe) != _signature(recipe) or predictor.width != width:
-        raise ValueError(f"{path}: cannot start from it: it predicts {_signature(predictor.recipe)} "
-                         f"(width {predictor.width}), not {_signature(recipe)} (width {width})")
+    try:
+        check_predictor(predictor, recipe)
+    except ValueError as exc:
+        raise ValueError(f"{path}: cannot start from it: {exc}") from None
+    if predictor.width != width:
+        raise ValueError(f"{path}: cannot start from it: its width is {predictor.width}, not {width}")
     return predictor
 
 
