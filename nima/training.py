@@ -65,11 +65,12 @@ class TrainConfig:
     given) lets a small dataset beside a large one pass over its images several times an epoch,
     each pass in a new order, so that it keeps a share of the steps. Each synthetic source gets
     ``groups_per_source`` cached groups of ``per_group`` distortions (from ``families``; None:
-    all), ``groups_per_step`` of which join each step. ``init`` starts from a NIMA weights file
-    instead of ImageNet features. ``input_size`` is the square view the model is trained and later
-    scores at (None: ``init``'s, else the backbone's native size). ``eval_every``: validation
-    figures every N epochs and after the last. ``limit`` keeps the first N images of each dataset
-    (smoke tests).
+    all), ``groups_per_step`` of which join each step; a share ``compound`` of the groups is
+    anchored on a noisy copy of the source and ranks it above tone, colour and detail changes of
+    it. ``init`` starts from a NIMA weights file instead of ImageNet features. ``input_size`` is
+    the square view the model is trained and later scores at (None: ``init``'s, else the
+    backbone's native size). ``eval_every``: validation figures every N epochs and after the last.
+    ``limit`` keeps the first N images of each dataset (smoke tests).
     """
 
     datasets: list[str]
@@ -103,6 +104,7 @@ class TrainConfig:
     groups_per_step: int = 2
     per_group: int = 6
     families: list[str] | None = None
+    compound: float = 0.0
     eval_every: int = 1
     limit: int | None = None
 
@@ -251,9 +253,10 @@ def build_cache(config: TrainConfig, data: RunData, model: NIMA, device: torch.d
     if data.pristine_train and config.rank_weight > 0:
         synth = SyntheticRanking(data.pristine_train, per_group=config.per_group, size=size, seed=config.seed,
                                  groups_per_epoch=len(data.pristine_train) * config.groups_per_source,
-                                 families=config.families)
+                                 families=config.families, compound=config.compound)
         groups = part("groups", lambda: cache.groups(early, synth, device, workers), sources=data.pristine_train,
-                      seed=config.seed, per_group=config.per_group, n=len(synth), families=config.families)
+                      seed=config.seed, per_group=config.per_group, n=len(synth), families=config.families,
+                      compound=config.compound)
     held = None
     if data.pristine_held:
         held = part("held", lambda: cache.distorted(early, data.pristine_held, size, device), sources=data.pristine_held)

@@ -16,6 +16,7 @@ from PIL import Image
 import cli
 from nima import load_checkpoint
 from nima.model import NIMA, mean_score
+from nima.data.distortions import FAMILIES, SMOOTHING
 from nima.loss import fidelity_loss, rank_loss
 from nima.sources import pristine_paths
 from nima import cache, training
@@ -247,6 +248,19 @@ def test_read_config_rejects_an_unreadable_file(tmp_path: Path) -> None:
     broken.write_text("epochs = [\n")
     with pytest.raises(ValueError, match="run.toml: cannot read the run configuration"):
         read_config(str(broken))
+
+
+def test_compound_groups_are_cached_on_a_noisy_anchor(tmp_path: Path) -> None:
+    """compound=1: every cached group starts from a noisy copy of its source instead of the source
+    itself, and no member of it is a smoothing family (smoothing may improve a noisy photo)."""
+    plain, noisy = _config(tmp_path / "a", epochs=1), _config(tmp_path / "b", epochs=1, compound=1.0)
+    train(plain)
+    train(noisy)
+    a, b = (torch.load(c.run_dir / "cache-groups.pt", map_location="cpu", weights_only=False)["data"] for c in (plain, noisy))
+    assert a.x.shape == b.x.shape
+    assert not torch.equal(a.x[:, 0], b.x[:, 0])
+    assert not torch.isin(b.family, torch.tensor([FAMILIES.index(f) for f in SMOOTHING])).any()
+    assert load_checkpoint(noisy.out)[1]["config"]["compound"] == 1.0
 
 
 def test_training_leaves_denormals_representable(tmp_path: Path) -> None:
