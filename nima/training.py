@@ -245,15 +245,19 @@ def build_cache(config: TrainConfig, data: RunData, model: NIMA, device: torch.d
             cache.save(path, blob)
         return blob["data"]
 
+    # The ranking set checks its settings (families, per_group, compound) when built: build it
+    # before the rated images' cache, which can take an hour, so a bad setting fails at once.
+    synth = None
+    if data.pristine_train and config.rank_weight > 0:
+        synth = SyntheticRanking(data.pristine_train, per_group=config.per_group, size=size, seed=config.seed,
+                                 groups_per_epoch=len(data.pristine_train) * config.groups_per_source,
+                                 families=config.families, compound=config.compound)
     train = part("train", lambda: cache.rated(early, data.train, size, device, workers),
                  paths=[[s.path for s in p] for p in data.train])
     val = part("val", lambda: cache.rated(early, data.val, size, device, workers),
                paths=[[s.path for s in p] for p in data.val])
     groups = None
-    if data.pristine_train and config.rank_weight > 0:
-        synth = SyntheticRanking(data.pristine_train, per_group=config.per_group, size=size, seed=config.seed,
-                                 groups_per_epoch=len(data.pristine_train) * config.groups_per_source,
-                                 families=config.families, compound=config.compound)
+    if synth is not None:
         groups = part("groups", lambda: cache.groups(early, synth, device, workers), sources=data.pristine_train,
                       seed=config.seed, per_group=config.per_group, n=len(synth), families=config.families,
                       compound=config.compound)

@@ -261,6 +261,10 @@ def test_compound_groups_are_cached_on_a_noisy_anchor(tmp_path: Path) -> None:
     assert not torch.equal(a.x[:, 0], b.x[:, 0])
     assert not torch.isin(b.family, torch.tensor([FAMILIES.index(f) for f in SMOOTHING])).any()
     assert load_checkpoint(noisy.out)[1]["config"]["compound"] == 1.0
+    bad = _config(tmp_path / "c", epochs=1, compound=1.5)
+    with pytest.raises(ValueError, match=r"compound must be in \[0,1\], got 1.5"):
+        train(bad)
+    assert not (bad.run_dir / "cache-train.pt").exists()  # refused before any caching
 
 
 def test_training_leaves_denormals_representable(tmp_path: Path) -> None:
