@@ -67,7 +67,8 @@ class TrainConfig:
     ``groups_per_source`` cached groups of ``per_group`` distortions (from ``families``; None:
     all), ``groups_per_step`` of which join each step; a share ``compound`` of the groups is
     anchored on a noisy copy of the source and ranks it above tone, colour and detail changes of
-    it. ``init`` starts from a NIMA weights file instead of ImageNet features. ``input_size`` is
+    it; a share ``denoised`` is anchored on a denoised noisy copy and ranks it above the noisy copy
+    and tone or colour edits of either (`nima.data.synthetic.SyntheticRanking`). ``init`` starts from a NIMA weights file instead of ImageNet features. ``input_size`` is
     the square view the model is trained and later scores at (None: ``init``'s, else the
     backbone's native size). ``eval_every``: validation figures every N epochs and after the last.
     ``limit`` keeps the first N images of each dataset (smoke tests).
@@ -105,6 +106,7 @@ class TrainConfig:
     per_group: int = 6
     families: list[str] | None = None
     compound: float = 0.0
+    denoised: float = 0.0
     eval_every: int = 1
     limit: int | None = None
 
@@ -245,13 +247,13 @@ def build_cache(config: TrainConfig, data: RunData, model: NIMA, device: torch.d
             cache.save(path, blob)
         return blob["data"]
 
-    # The ranking set checks its settings (families, per_group, compound) when built: build it
+    # The ranking set checks its settings (families, per_group, compound, denoised) when built: build it
     # before the rated images' cache, which can take an hour, so a bad setting fails at once.
     synth = None
     if data.pristine_train and config.rank_weight > 0:
         synth = SyntheticRanking(data.pristine_train, per_group=config.per_group, size=size, seed=config.seed,
                                  groups_per_epoch=len(data.pristine_train) * config.groups_per_source,
-                                 families=config.families, compound=config.compound)
+                                 families=config.families, compound=config.compound, denoised=config.denoised)
     train = part("train", lambda: cache.rated(early, data.train, size, device, workers),
                  paths=[[s.path for s in p] for p in data.train])
     val = part("val", lambda: cache.rated(early, data.val, size, device, workers),
@@ -260,7 +262,7 @@ def build_cache(config: TrainConfig, data: RunData, model: NIMA, device: torch.d
     if synth is not None:
         groups = part("groups", lambda: cache.groups(early, synth, device, workers), sources=data.pristine_train,
                       seed=config.seed, per_group=config.per_group, n=len(synth), families=config.families,
-                      compound=config.compound)
+                      compound=config.compound, denoised=config.denoised)
     held = None
     if data.pristine_held:
         held = part("held", lambda: cache.distorted(early, data.pristine_held, size, device), sources=data.pristine_held)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from test_distortions import photo
 
-from nima.data.distortions import FAMILIES, LEVELS
+from nima.data.distortions import COMPOUND_BASES, DENOISED_EDIT_LEVELS, DENOISED_EDITS, DENOISED_LEVELS, FAMILIES, LEVELS
 from nima.data.synthetic import SyntheticRanking, eval_pairs, load_pristine
 
 
@@ -80,6 +80,34 @@ def test_compound_groups_rank_on_top_of_a_noisy_anchor(tmp_path: Path) -> None:
     assert sum(rough(noisy[i][0][0]) for i in range(8)) > sum(rough(plain[i][0][0]) for i in range(8))
     with pytest.raises(ValueError, match="compound"):
         SyntheticRanking(paths, compound=1.5)
+
+
+def test_denoised_groups_put_the_denoised_noisy_copy_first(tmp_path: Path) -> None:
+    """denoised=1: the anchor is smoother than the noisy member (a noise family at a level of
+    DENOISED_LEVELS); the other members are distinct tone and colour edits at levels
+    1..DENOISED_EDIT_LEVELS. denoised=0 changes nothing; a share beyond 1 - compound is refused."""
+    paths = _write_pngs(tmp_path, 2)
+    plain = SyntheticRanking(paths, per_group=4, size=32, long_side=64, seed=3)
+    same = SyntheticRanking(paths, per_group=4, size=32, long_side=64, seed=3, denoised=0.0)
+    assert all(torch.equal(x, y) for x, y in zip(plain[1], same[1]))
+    ds = SyntheticRanking(paths, per_group=4, size=32, long_side=64, seed=3, denoised=1.0)
+    bases = {FAMILIES.index(f) for f in COMPOUND_BASES}
+    edits = {FAMILIES.index(f) for f in DENOISED_EDITS}
+    rough = lambda x: float((x[..., 1:] - x[..., :-1]).abs().mean())  # noqa: E731
+    for i in range(len(ds)):
+        images, level, family = ds[i]
+        assert images.shape == (5, 3, 32, 32) and level[0] == 0 and family[0] == -1
+        assert int(family[1]) in bases and int(level[1]) in DENOISED_LEVELS
+        assert rough(images[0]) < rough(images[1])
+        assert set(family[2:].tolist()) <= edits and len(set(family[2:].tolist())) == 3
+        assert ((level[2:] >= 1) & (level[2:] <= DENOISED_EDIT_LEVELS)).all()
+    mixed = SyntheticRanking(paths, per_group=4, size=32, long_side=64, seed=3, compound=0.5, denoised=0.5)
+    firsts = {int(mixed[i][2][1]) in bases and int(mixed[i][1][1]) in DENOISED_LEVELS for i in range(len(mixed))}
+    assert firsts == {True, False}  # both kinds drawn
+    with pytest.raises(ValueError, match=r"denoised must be in \[0, 1 - compound\]"):
+        SyntheticRanking(paths, compound=0.6, denoised=0.5)
+    with pytest.raises(ValueError, match="per_group must be at most 11 with denoised groups"):
+        SyntheticRanking(paths, per_group=12, denoised=0.5)
 
 
 def test_families_restrict_the_draws_and_keep_the_older_sets_draws(tmp_path: Path) -> None:

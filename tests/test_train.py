@@ -16,7 +16,7 @@ from PIL import Image
 import cli
 from nima import load_checkpoint
 from nima.model import NIMA, mean_score
-from nima.data.distortions import FAMILIES, SMOOTHING
+from nima.data.distortions import COMPOUND_BASES, FAMILIES, SMOOTHING
 from nima.loss import fidelity_loss, rank_loss
 from nima.sources import pristine_paths
 from nima import cache, training
@@ -265,6 +265,22 @@ def test_compound_groups_are_cached_on_a_noisy_anchor(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"compound must be in \[0,1\], got 1.5"):
         train(bad)
     assert not (bad.run_dir / "cache-train.pt").exists()  # refused before any caching
+
+
+def test_denoised_groups_are_cached_and_recorded(tmp_path: Path) -> None:
+    """denoised=1: the cached groups differ from plain ones (a new cache, not the plain run's),
+    and the checkpoint records the share; a share beyond 1 - compound is refused before caching."""
+    plain, dn = _config(tmp_path / "a", epochs=1), _config(tmp_path / "b", epochs=1, denoised=1.0)
+    train(plain)
+    train(dn)
+    a, b = (torch.load(c.run_dir / "cache-groups.pt", map_location="cpu", weights_only=False)["data"] for c in (plain, dn))
+    assert a.x.shape == b.x.shape and not torch.equal(a.x[:, 0], b.x[:, 0])
+    assert torch.isin(b.family[:, 1], torch.tensor([FAMILIES.index(f) for f in COMPOUND_BASES])).all()
+    assert load_checkpoint(dn.out)[1]["config"]["denoised"] == 1.0
+    bad = _config(tmp_path / "c", epochs=1, compound=0.5, denoised=0.6)
+    with pytest.raises(ValueError, match="denoised must be in"):
+        train(bad)
+    assert not (bad.run_dir / "cache-train.pt").exists()
 
 
 def test_training_leaves_denormals_representable(tmp_path: Path) -> None:

@@ -217,6 +217,32 @@ def guided_smooth(x: Tensor, r: int, eps: float) -> Tensor:
     return (y if x.ndim == 4 else y[0]).clamp(0.0, 1.0)
 
 
+# Regularisers (variances) of `denoise`'s guided filter on Y, Cb and Cr: local detail weaker than
+# ~0.1 in luma or ~0.05 in chroma is treated as noise, stronger edges are kept.
+_DENOISE_EPS = (0.1**2, 0.05**2, 0.05**2)
+
+
+def denoise(x: Tensor, luma_amount: float, chroma_amount: float, r: int) -> Tensor:
+    """Edge-preserving denoising: each YCbCr channel (kornia's full-range BT.601) blended towards
+    its self-guided filter (He et al.) of radius ``r`` px, by ``luma_amount`` on Y and
+    ``chroma_amount`` on Cb and Cr (0 keeps the image, 1 is the filtered channel), edges replicated.
+
+    A good denoiser's result, not a distortion: it anchors the ranking groups that put "noise
+    removed" above "noise kept" and "noise hidden by a tone change". x (3,H,W) or (B,3,H,W).
+    """
+    from kornia.color import rgb_to_ycbcr, ycbcr_to_rgb
+    from kornia.filters import guided_blur
+
+    batch = x if x.ndim == 4 else x[None]
+    ycc = rgb_to_ycbcr(batch)
+    channels = ycc.reshape(-1, 1, *ycc.shape[-2:])
+    eps = ycc.new_tensor(_DENOISE_EPS).repeat(batch.shape[0])
+    smooth = guided_blur(channels, channels, 2 * r + 1, eps, border_type="replicate").reshape(ycc.shape)
+    amount = ycc.new_tensor((luma_amount, chroma_amount, chroma_amount)).view(1, 3, 1, 1)
+    y = ycbcr_to_rgb(ycc + amount * (smooth - ycc)).clamp(0.0, 1.0)
+    return y if x.ndim == 4 else y[0]
+
+
 # --- families and their levels ------------------------------------------------------------
 
 
@@ -265,6 +291,15 @@ FAMILIES: tuple[str, ...] = tuple(_OPS)  # ordered family names; index = family 
 COMPOUND_BASES: tuple[str, ...] = ("noise_gaussian", "noise_realistic", "noise_luma")
 COMPOUND_LEVELS = 3
 SMOOTHING: tuple[str, ...] = ("blur", "oversmooth")
+# Denoised groups start from a noisy photo (a family of COMPOUND_BASES at one of DENOISED_LEVELS)
+# and rank its `denoise`d copy above the noisy photo and above tone and colour edits
+# (DENOISED_EDITS, levels 1..DENOISED_EDIT_LEVELS) of either.
+DENOISED_LEVELS: tuple[int, ...] = (3, 4)
+DENOISED_EDITS: tuple[str, ...] = ("exposure_under", "exposure_over", "contrast_high", "contrast_low", "gamma_dark",
+                                   "gamma_bright", "shadows_crushed", "tone_mix", "saturation_high", "saturation_low")
+DENOISED_EDIT_LEVELS = 3
+DENOISE_AMOUNTS = (0.6, 0.8)  # `denoise`'s luma and chroma amounts for the anchor
+DENOISE_RADIUS = 0.005  # its radius, as a fraction of the photo's short side
 
 
 def distort(image: Tensor, family: str, level: int, seed: int = 0) -> Tensor:

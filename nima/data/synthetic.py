@@ -16,7 +16,20 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from nima.data.distortions import COMPOUND_BASES, COMPOUND_LEVELS, FAMILIES, LEVELS, SMOOTHING, distort
+from nima.data.distortions import (
+    COMPOUND_BASES,
+    COMPOUND_LEVELS,
+    DENOISE_AMOUNTS,
+    DENOISE_RADIUS,
+    DENOISED_EDIT_LEVELS,
+    DENOISED_EDITS,
+    DENOISED_LEVELS,
+    FAMILIES,
+    LEVELS,
+    SMOOTHING,
+    denoise,
+    distort,
+)
 
 
 # --- loading and views --------------------------------------------------------------------
@@ -96,12 +109,20 @@ class SyntheticRanking(torch.utils.data.Dataset):
     teach that tone, colour and detail changes do not make a noisy photo better (a scorer that has
     only seen clean anchors can prefer a noisy photo with crushed shadows and boosted contrast).
 
+    With probability ``denoised`` (drawn beside ``compound``; the two shares add up to at most 1), a
+    group is denoised: a noisy copy of the photo (a family of ``COMPOUND_BASES`` at one of
+    ``DENOISED_LEVELS``) after `nima.data.distortions.denoise` is its anchor, and its members are
+    the noisy copy and tone or colour edits (distinct families of ``DENOISED_EDITS``, levels
+    1..``DENOISED_EDIT_LEVELS``) of the noisy or, by a coin flip each, the denoised copy. They teach
+    that removing noise beats keeping it or hiding it under a tone change (a scorer without them
+    rates a darkened or flattened noisy photo above a denoised one, and the tuner follows it).
+
     ``families`` restricts the draws to those names of ``FAMILIES`` (None: all of them); the draws
     from the first N families are the same as those of a set that had only N.
 
-    Items: images (1+per_group, 3, size, size) float32 in [0,1], the anchor (pristine, or the noisy
-    base of a compound group) first; level (1+per_group,) long, 0 for the anchor; family
-    (1+per_group,) long, index into ``FAMILIES``, -1 for the anchor.
+    Items: images (1+per_group, 3, size, size) float32 in [0,1], the anchor (pristine, the noisy
+    base of a compound group or the denoised copy of a denoised group) first; level (1+per_group,)
+    long, 0 for the anchor; family (1+per_group,) long, index into ``FAMILIES``, -1 for the anchor.
     """
 
     def __init__(
@@ -114,6 +135,7 @@ class SyntheticRanking(torch.utils.data.Dataset):
         groups_per_epoch: int | None = None,
         compound: float = 0.0,
         families: Sequence[str] | None = None,
+        denoised: float = 0.0,
     ) -> None:
         if not paths:
             raise ValueError("no source images")
@@ -129,7 +151,13 @@ class SyntheticRanking(torch.utils.data.Dataset):
         self.on_noisy = np.array([FAMILIES.index(f) for f in chosen if f not in SMOOTHING])
         if compound and per_group > len(self.on_noisy) + 1:
             raise ValueError(f"per_group must be at most {len(self.on_noisy) + 1} with compound groups, got {per_group}")
+        if not 0 <= denoised <= 1 - compound:
+            raise ValueError(f"denoised must be in [0, 1 - compound] = [0,{1 - compound:g}], got {denoised}")
+        self.edits = np.array([FAMILIES.index(f) for f in DENOISED_EDITS if f in chosen])
+        if denoised and per_group > len(self.edits) + 1:
+            raise ValueError(f"per_group must be at most {len(self.edits) + 1} with denoised groups, got {per_group}")
         self.compound = compound
+        self.denoised = denoised
         self.paths = list(paths)
         self.per_group = per_group
         self.size = size
@@ -154,21 +182,38 @@ class SyntheticRanking(torch.utils.data.Dataset):
         members += [(int(f), int(rng.integers(1, LEVELS + 1))) for f in fams[1:]]
         return [members[j] for j in rng.permutation(len(members))]
 
+    def _denoised_group(self, photo: Tensor, rng: np.random.Generator) -> tuple[list[Tensor], list[tuple[int, int]]]:
+        """The images of a denoised group (anchor first) and its members' (family index, level)."""
+        base, level = COMPOUND_BASES[int(rng.integers(len(COMPOUND_BASES)))], int(rng.choice(DENOISED_LEVELS))
+        noisy = distort(photo, base, level, int(rng.integers(0, 2**31)))
+        clean = denoise(noisy, *DENOISE_AMOUNTS, max(1, round(DENOISE_RADIUS * min(noisy.shape[-2:]))))
+        images, members = [clean, noisy], [(FAMILIES.index(base), level)]
+        for f in rng.choice(self.edits, size=self.per_group - 1, replace=False):
+            on = noisy if rng.random() < 0.5 else clean
+            k = int(rng.integers(1, DENOISED_EDIT_LEVELS + 1))
+            images.append(distort(on, FAMILIES[f], k, int(rng.integers(0, 2**31))))
+            members.append((int(f), k))
+        return images, members
+
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
         if not 0 <= i < len(self):
             raise IndexError(i)
         rng = np.random.default_rng([self.seed, self.epoch, i])
         anchor = self._pristine(self.paths[(self.epoch * len(self) + i) % len(self.paths)])
-        if self.compound and rng.random() < self.compound:
-            base, base_level = COMPOUND_BASES[int(rng.integers(len(COMPOUND_BASES)))], int(rng.integers(1, COMPOUND_LEVELS + 1))
-            anchor = distort(anchor, base, base_level, int(rng.integers(0, 2**31)))
-            members = self._members(rng, self.on_noisy)
+        kind = rng.random() if self.compound or self.denoised else 1.0
+        if self.compound <= kind < self.compound + self.denoised:
+            images, members = self._denoised_group(anchor, rng)
         else:
-            members = self._members(rng, self.allowed)
-        seeds = rng.integers(0, 2**31, size=len(members))
-        images = [anchor] + [
-            distort(anchor, FAMILIES[f], k, int(s)) for (f, k), s in zip(members, seeds)
-        ]
+            if kind < self.compound:
+                base, base_level = COMPOUND_BASES[int(rng.integers(len(COMPOUND_BASES)))], int(rng.integers(1, COMPOUND_LEVELS + 1))
+                anchor = distort(anchor, base, base_level, int(rng.integers(0, 2**31)))
+                members = self._members(rng, self.on_noisy)
+            else:
+                members = self._members(rng, self.allowed)
+            seeds = rng.integers(0, 2**31, size=len(members))
+            images = [anchor] + [
+                distort(anchor, FAMILIES[f], k, int(s)) for (f, k), s in zip(members, seeds)
+            ]
         view = shared_view(torch.stack(images), rng, self.size).contiguous()
         level = torch.tensor([0] + [k for _, k in members], dtype=torch.long)
         family = torch.tensor([-1] + [f for f, _ in members], dtype=torch.long)
