@@ -68,9 +68,9 @@ class TrainConfig:
     all), ``groups_per_step`` of which join each step; a share ``compound`` of the groups is
     anchored on a noisy copy of the source and ranks it above tone, colour and detail changes of
     it; a share ``denoised`` is anchored on a denoised noisy copy and ranks it above the noisy copy
-    and tone or colour edits of either (`nima.data.synthetic.SyntheticRanking`). ``init`` starts from a NIMA weights file instead of ImageNet features. ``input_size`` is
-    the square view the model is trained and later scores at (None: ``init``'s, else the
-    backbone's native size). ``eval_every``: validation figures every N epochs and after the last.
+    and tone or colour edits of either (`nima.data.synthetic.SyntheticRanking`). ``init`` starts
+    from a NIMA weights file instead of ImageNet features. ``input_size`` is the square view the
+    model is trained and later scores at (None: ``init``'s, else the backbone's native size). ``eval_every``: validation figures every N epochs and after the last.
     ``limit`` keeps the first N images of each dataset (smoke tests).
     """
 

@@ -182,6 +182,15 @@ class SyntheticRanking(torch.utils.data.Dataset):
         members += [(int(f), int(rng.integers(1, LEVELS + 1))) for f in fams[1:]]
         return [members[j] for j in rng.permutation(len(members))]
 
+    def _distorted_group(
+        self, anchor: Tensor, rng: np.random.Generator, allowed: np.ndarray
+    ) -> tuple[list[Tensor], list[tuple[int, int]]]:
+        """The images of a group of distortions of ``anchor`` from ``allowed`` families (anchor
+        first) and its members' (family index, level)."""
+        members = self._members(rng, allowed)
+        seeds = rng.integers(0, 2**31, size=len(members))
+        return [anchor] + [distort(anchor, FAMILIES[f], k, int(s)) for (f, k), s in zip(members, seeds)], members
+
     def _denoised_group(self, photo: Tensor, rng: np.random.Generator) -> tuple[list[Tensor], list[tuple[int, int]]]:
         """The images of a denoised group (anchor first) and its members' (family index, level)."""
         base, level = COMPOUND_BASES[int(rng.integers(len(COMPOUND_BASES)))], int(rng.choice(DENOISED_LEVELS))
@@ -201,19 +210,14 @@ class SyntheticRanking(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         anchor = self._pristine(self.paths[(self.epoch * len(self) + i) % len(self.paths)])
         kind = rng.random() if self.compound or self.denoised else 1.0
-        if self.compound <= kind < self.compound + self.denoised:
+        if kind < self.compound:
+            base, base_level = COMPOUND_BASES[int(rng.integers(len(COMPOUND_BASES)))], int(rng.integers(1, COMPOUND_LEVELS + 1))
+            noisy = distort(anchor, base, base_level, int(rng.integers(0, 2**31)))
+            images, members = self._distorted_group(noisy, rng, self.on_noisy)
+        elif kind < self.compound + self.denoised:
             images, members = self._denoised_group(anchor, rng)
         else:
-            if kind < self.compound:
-                base, base_level = COMPOUND_BASES[int(rng.integers(len(COMPOUND_BASES)))], int(rng.integers(1, COMPOUND_LEVELS + 1))
-                anchor = distort(anchor, base, base_level, int(rng.integers(0, 2**31)))
-                members = self._members(rng, self.on_noisy)
-            else:
-                members = self._members(rng, self.allowed)
-            seeds = rng.integers(0, 2**31, size=len(members))
-            images = [anchor] + [
-                distort(anchor, FAMILIES[f], k, int(s)) for (f, k), s in zip(members, seeds)
-            ]
+            images, members = self._distorted_group(anchor, rng, self.allowed)
         view = shared_view(torch.stack(images), rng, self.size).contiguous()
         level = torch.tensor([0] + [k for _, k in members], dtype=torch.long)
         family = torch.tensor([-1] + [f for f, _ in members], dtype=torch.long)
