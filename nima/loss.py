@@ -25,18 +25,25 @@ def emd(p: torch.Tensor, q: torch.Tensor, r: float = 2.0) -> torch.Tensor:
     return (diff.pow(r).mean(-1) + 1e-12).pow(1.0 / r)
 
 
-def rank_loss(scores: torch.Tensor, level: torch.Tensor, family: torch.Tensor, margin: float) -> torch.Tensor:
+def rank_loss(scores: torch.Tensor, level: torch.Tensor, family: torch.Tensor, margin: float,
+              weight: torch.Tensor | None = None) -> torch.Tensor:
     """Hinge ranking loss within one synthetic group.
 
     scores, level, family: (K,). Level 0 is the anchor (the pristine image). Pairs: the anchor above
     every distortion, and within a family a lower level above a higher one; the required gap is
-    ``margin`` per level of difference. Returns the mean hinge over pairs (a scalar).
+    ``margin`` per level of difference. ``weight`` (K,), optional: each pair counts as much as
+    the weight of its worse member. Returns the (weighted) mean hinge over pairs (a scalar).
     """
     better = (level[:, None] == 0) & (level[None, :] > 0)
     better |= (family[:, None] == family[None, :]) & (level[:, None] > 0) & (level[:, None] < level[None, :])
+    if not better.any():
+        return scores.sum() * 0
     gap = margin * (level[None, :] - level[:, None]).to(scores.dtype)
     hinge = torch.relu(gap - (scores[:, None] - scores[None, :]))
-    return hinge[better].mean() if better.any() else scores.sum() * 0
+    if weight is None:
+        return hinge[better].mean()
+    w = weight.to(scores.dtype)[None, :].expand_as(hinge)[better]
+    return (hinge[better] * w).sum() / w.sum()
 
 
 def _normal_cdf(x: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import sys
 import time
@@ -34,6 +35,7 @@ from tqdm import tqdm
 from nima import cache
 from nima.checkpoint import load_checkpoint, save_checkpoint
 from nima.data import Sample, open_dataset, split_groups
+from nima.data.distortions import FAMILIES
 from nima.data.synthetic import SyntheticRanking
 from nima.evaluate import pristine_first_of
 from nima.loss import emd, fidelity_loss, rank_loss
@@ -65,7 +67,10 @@ class TrainConfig:
     given) lets a small dataset beside a large one pass over its images several times an epoch,
     each pass in a new order, so that it keeps a share of the steps. Each synthetic source gets
     ``groups_per_source`` cached groups of ``per_group`` distortions (from ``families``; None:
-    all), ``groups_per_step`` of which join each step; a share ``compound`` of the groups is
+    all), ``groups_per_step`` of which join each step; ``rank_family_weights`` (family -> weight, 1
+    where not given) weighs each ranking pair by the family of its worse member, so that families
+    the scorer ranks poorly can count more without more ranking in all (the cache stays the same);
+    a share ``compound`` of the groups is
     anchored on a noisy copy of the source and ranks it above tone, colour and detail changes of
     it; a share ``denoised`` is anchored on a denoised noisy copy and ranks it above the noisy copy
     and tone or colour edits of either (`nima.data.synthetic.SyntheticRanking`). ``init`` starts
@@ -105,6 +110,7 @@ class TrainConfig:
     groups_per_step: int = 2
     per_group: int = 6
     families: list[str] | None = None
+    rank_family_weights: dict[str, float] = field(default_factory=dict)
     compound: float = 0.0
     denoised: float = 0.0
     eval_every: int = 1
@@ -312,13 +318,31 @@ def flip(x: Tensor, generator: torch.Generator) -> Tensor:
     return x
 
 
+def family_weight_table(weights: dict[str, float]) -> Tensor | None:
+    """(len(FAMILIES) + 1,) ranking weights indexed by family id + 1 (the anchor's -1 first), 1 for
+    families not named; None when none is named. ValueError names an unknown family, with its
+    close matches, or a weight that is not a positive number."""
+    if not weights:
+        return None
+    table = torch.ones(len(FAMILIES) + 1)
+    for name, value in weights.items():
+        if name not in FAMILIES:
+            close = difflib.get_close_matches(name, FAMILIES, n=1)
+            raise ValueError(f"rank_family_weights: unknown family {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            raise ValueError(f"rank_family_weights: {name} = {value!r}; a weight is a positive number")
+        table[FAMILIES.index(name) + 1] = float(value)
+    return table
+
+
 def losses(model: NIMA, late: Callable[[Tensor], Tensor], x: Tensor, dist: Tensor, fit_emd: bool,
-           group: tuple[Tensor, Tensor, Tensor] | None, margin: float) -> dict[str, Tensor]:
+           group: tuple[Tensor, Tensor, Tensor] | None, margin: float, family_weight: Tensor | None = None) -> dict[str, Tensor]:
     """The named loss terms of one step.
 
     x (B,C,h,w) activations of rated images from one dataset, dist (B,10) their human
     distributions; ``fit_emd``: whether the dataset's distributions are fitted. ``group``:
-    (activations (G,K,C,h,w), level (G,K), family (G,K)) of synthetic groups, or None.
+    (activations (G,K,C,h,w), level (G,K), family (G,K)) of synthetic groups, or None;
+    ``family_weight``: `family_weight_table`'s table, or None for equal weights.
 
     The groups' scores skip the head's dropout: the hinge compares members of a group, and an
     independent dropout mask per member adds noise to every difference that the hinge can only
@@ -335,7 +359,9 @@ def losses(model: NIMA, late: Callable[[Tensor], Tensor], x: Tensor, dist: Tenso
     if group is not None:
         _, level, family = group
         scores = mean_score(model.predict(features[n:], dropout=False)).view(level.shape)
-        terms["rank"] = torch.stack([rank_loss(s, lv, fm, margin) for s, lv, fm in zip(scores, level, family)]).mean()
+        weight = [None] * len(level) if family_weight is None else family_weight.to(family.device)[family + 1]
+        terms["rank"] = torch.stack([rank_loss(s, lv, fm, margin, w)
+                                     for s, lv, fm, w in zip(scores, level, family, weight)]).mean()
     return terms
 
 
@@ -347,6 +373,7 @@ def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor]
     model.train()
     set_bn_eval(model)
     weights = {"emd": config.emd_weight, "fidelity": config.fidelity_weight, "rank": config.rank_weight}
+    family_weight = family_weight_table(config.rank_family_weights)
     g = data.groups
     order = torch.randperm(len(g.x), generator=generator) if g is not None else None
     totals: dict[str, float] = {k: 0.0 for k in weights}
@@ -359,7 +386,7 @@ def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor]
             group = (flip(g.x[pick], generator).to(device), g.level[pick].to(device), g.family[pick].to(device))
         kind = int(data.train.dataset[index[0]])
         terms = losses(model, late, flip(data.train.x[index], generator).to(device), data.train.dist[index].to(device),
-                       kind in emd_kinds, group, config.rank_margin)
+                       kind in emd_kinds, group, config.rank_margin, family_weight)
         loss = sum(weights[k] * v for k, v in terms.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[union-attr]
@@ -462,6 +489,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 def _train(config: TrainConfig) -> dict[str, Any]:
     device = pick_device(config.device)
     seed_everything(config.seed)
+    family_weight_table(config.rank_family_weights)  # a bad name fails before the hour of caching
     data = load_data(config)
     write_split(config, data)
     model = build_model(config, device)

@@ -61,6 +61,10 @@ def test_rank_loss_hand_computed() -> None:
     bad = torch.tensor([5.0, 6.0, 5.0])
     # pairs: (0,1) gap need .2 have -1 -> 1.2; (0,2) need .6 have 0 -> .6; (1,2) need .4 have 1 -> 0
     assert float(rank_loss(bad, level, family, 0.2)) == pytest.approx((1.2 + 0.6 + 0) / 3)
+    # each pair weighted by its worse member: (0,1) by 1, (0,2) and (1,2) by 3
+    weighted = rank_loss(bad, level, family, 0.2, weight=torch.tensor([1.0, 1.0, 3.0]))
+    assert float(weighted) == pytest.approx((1.2 * 1 + 0.6 * 3 + 0 * 3) / 7)
+    assert float(rank_loss(bad, level, family, 0.2, weight=torch.ones(3))) == pytest.approx((1.2 + 0.6) / 3)
 
 
 def test_fidelity_loss_hand_computed_and_blind_to_a_dataset_offset() -> None:
@@ -308,3 +312,54 @@ def test_the_ranking_term_compares_a_group_without_dropout_noise() -> None:
         terms.append(training.losses(model, late, x, dist, True, group, margin=0.2))
     assert terms[0]["emd"] != terms[1]["emd"]  # dropout is on for the rated images
     assert terms[0]["rank"] == terms[1]["rank"] and terms[0]["rank"] > 0
+
+
+def test_rank_family_weights_weigh_the_pairs_of_a_family() -> None:
+    """A family named with weight 1 changes nothing; a larger weight on the family whose member is
+    ranked worst raises the ranking term, a smaller one lowers it; the table is indexed by family + 1."""
+    g = torch.Generator().manual_seed(0)
+    model = NIMA(pretrained=False).eval()
+    _, late = model.split(15)
+    x = torch.randn(4, 192, 2, 2, generator=g)
+    dist = torch.softmax(torch.randn(4, 10, generator=g), 1)
+    members = torch.tensor([[-1, 0, 1, 2]])
+    group = (torch.randn(1, 4, 192, 2, 2, generator=g), torch.tensor([[0, 3, 3, 3]]), members)
+    with torch.no_grad():
+        scores = mean_score(model.predict(late(group[0][0]), dropout=False))
+    worst = FAMILIES[int(members[0, 1 + int(scores[1:].argmax())])]  # scored highest: hinged most
+
+    def rank(weights: dict[str, float]) -> float:
+        with torch.no_grad():
+            return float(training.losses(model, late, x, dist, True, group, 0.2,
+                                         training.family_weight_table(weights))["rank"])
+
+    assert training.family_weight_table({}) is None
+    assert rank({worst: 1.0}) == pytest.approx(rank({}))
+    assert rank({worst: 5.0}) > rank({}) > rank({worst: 0.2})
+
+
+@pytest.mark.parametrize("weights, message", [
+    ({"contrast_hihg": 2.0}, "unknown family 'contrast_hihg'; did you mean 'contrast_high'"),
+    ({"gamma_dark": 0}, "gamma_dark = 0; a weight is a positive number"),
+    ({"gamma_dark": "2"}, "a weight is a positive number"),
+])
+def test_rank_family_weights_refuse_a_bad_name_or_weight_before_caching(tmp_path: Path, weights, message) -> None:
+    bad = _config(tmp_path, epochs=1, rank_family_weights=weights)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train(bad)
+    assert not (bad.run_dir / "cache-train.pt").exists()
+
+
+def test_rank_family_weights_reuse_the_groups_cache_and_are_recorded(tmp_path: Path) -> None:
+    """The weights act on the loss, not on the groups: a run that adds them reads the same cache
+    back (nothing is cached again) and the checkpoint records them."""
+    plain = _config(tmp_path, epochs=1)
+    train(plain)
+    stamp = (plain.run_dir / "cache-groups.pt").stat().st_mtime_ns
+    weighted = _config(tmp_path, epochs=1, rank_family_weights={"contrast_high": 3.0}, out=str(tmp_path / "w2.pt"))
+    for name in ("train", "val", "groups"):
+        (weighted.run_dir).mkdir(exist_ok=True)
+        (weighted.run_dir / f"cache-{name}.pt").hardlink_to(plain.run_dir / f"cache-{name}.pt")
+    train(weighted)
+    assert (weighted.run_dir / "cache-groups.pt").stat().st_mtime_ns == stamp
+    assert load_checkpoint(weighted.out)[1]["config"]["rank_family_weights"] == {"contrast_high": 3.0}
