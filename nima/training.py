@@ -56,27 +56,27 @@ class TrainConfig:
 
     The first group is what ``enhance train`` takes as options; the rest comes from a TOML run
     configuration (``--config``). ``datasets`` are ``"KIND:PATH"`` specs (ava, tid2013, clive,
-    koniq, biq2021, csv) and ``pristine`` lists pristine photos (files, folders, ``skimage:NAME``
-    or a ``.csv`` list of sources) for the ranking term; relative paths in both are read under
+    koniq, biq2021, csv) and ``pristine`` lists pristine photos (files, folders, ``skimage:NAME`` or
+    a ``.csv`` list of sources) for the ranking term; relative paths in both are read under
     ``data_root``. The last ``holdout_sources`` pristine photos (in the order given, a folder's
     files sorted by name) are kept out of training and used for validation. A dataset's official
     test split is never trained on; of the rest, ``val_fraction`` (one share, or one per dataset
     kind) is held out for validation, chosen by ``split_seed`` alone so runs with different seeds
     stay comparable. ``emd`` names the dataset kinds whose opinion distributions are fitted (None:
     all); every dataset is ranked by the fidelity loss. ``repeats`` (kind -> passes, 1 where not
-    given) lets a small dataset beside a large one pass over its images several times an epoch,
-    each pass in a new order, so that it keeps a share of the steps. Each synthetic source gets
-    ``groups_per_source`` cached groups of ``per_group`` distortions (from ``families``; None:
-    all), ``groups_per_step`` of which join each step; ``rank_family_weights`` (family -> weight, 1
-    where not given) weighs each ranking pair by the family of its worse member, so that families
-    the scorer ranks poorly can count more without more ranking in all (the cache stays the same);
-    a share ``compound`` of the groups is
-    anchored on a noisy copy of the source and ranks it above tone, colour and detail changes of
-    it; a share ``denoised`` is anchored on a denoised noisy copy and ranks it above the noisy copy
-    and tone or colour edits of either (`nima.data.synthetic.SyntheticRanking`). ``init`` starts
-    from a NIMA weights file instead of ImageNet features. ``input_size`` is the square view the
-    model is trained and later scores at (None: ``init``'s, else the backbone's native size). ``eval_every``: validation figures every N epochs and after the last.
-    ``limit`` keeps the first N images of each dataset (smoke tests).
+    given) lets a small dataset beside a large one pass over its images several times an epoch, each
+    pass in a new order, so that it keeps a share of the steps. Each synthetic source gets
+    ``groups_per_source`` cached groups of ``per_group`` distortions (from ``families``; None: all),
+    ``groups_per_step`` of which join each step; ``rank_family_weights`` (family -> weight, 1 where
+    not given) weighs each ranking pair by the family of its worse member, so that families the
+    scorer ranks poorly can count more without more ranking in all (the cache stays the same); a
+    share ``compound`` of the groups is anchored on a noisy copy of the source and ranks it above
+    tone, colour and detail changes of it; a share ``denoised`` is anchored on a denoised noisy copy
+    and ranks it above the noisy copy and tone or colour edits of either
+    (`nima.data.synthetic.SyntheticRanking`). ``init`` starts from a NIMA weights file instead of
+    ImageNet features. ``input_size`` is the square view the model is trained and later scores at
+    (None: ``init``'s, else the backbone's native size). ``eval_every``: validation figures every N
+    epochs and after the last. ``limit`` keeps the first N images of each dataset (smoke tests).
     """
 
     datasets: list[str]
@@ -366,14 +366,15 @@ def losses(model: NIMA, late: Callable[[Tensor], Tensor], x: Tensor, dist: Tenso
 
 
 def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor], data: Cached, kinds: list[str],
-              opt: torch.optim.Optimizer, epoch: int, device: torch.device) -> dict[str, float]:
-    """One pass over the cached rated images; returns the mean of each loss term and the number of steps."""
+              opt: torch.optim.Optimizer, epoch: int, device: torch.device,
+              family_weight: Tensor | None = None) -> dict[str, float]:
+    """One pass over the cached rated images (``family_weight``: `family_weight_table`'s table, or
+    None); returns the mean of each loss term and the number of steps."""
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout
     model.train()
     set_bn_eval(model)
     weights = {"emd": config.emd_weight, "fidelity": config.fidelity_weight, "rank": config.rank_weight}
-    family_weight = family_weight_table(config.rank_family_weights)
     g = data.groups
     order = torch.randperm(len(g.x), generator=generator) if g is not None else None
     totals: dict[str, float] = {k: 0.0 for k in weights}
@@ -489,7 +490,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 def _train(config: TrainConfig) -> dict[str, Any]:
     device = pick_device(config.device)
     seed_everything(config.seed)
-    family_weight_table(config.rank_family_weights)  # a bad name fails before the hour of caching
+    family_weight = family_weight_table(config.rank_family_weights)  # a bad name fails before the caching
     data = load_data(config)
     write_split(config, data)
     model = build_model(config, device)
@@ -503,7 +504,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     figures: dict[str, Any] = history[-1] if history else {}
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
-        terms = run_epoch(config, model, late, cached, data.kinds, opt, epoch, device)
+        terms = run_epoch(config, model, late, cached, data.kinds, opt, epoch, device, family_weight)
         sched.step()
         elapsed += time.perf_counter() - t0
         last = epoch + 1 == config.epochs

@@ -357,8 +357,8 @@ def test_rank_family_weights_reuse_the_groups_cache_and_are_recorded(tmp_path: P
     train(plain)
     stamp = (plain.run_dir / "cache-groups.pt").stat().st_mtime_ns
     weighted = _config(tmp_path, epochs=1, rank_family_weights={"contrast_high": 3.0}, out=str(tmp_path / "w2.pt"))
+    weighted.run_dir.mkdir()
     for name in ("train", "val", "groups"):
-        (weighted.run_dir).mkdir(exist_ok=True)
         (weighted.run_dir / f"cache-{name}.pt").hardlink_to(plain.run_dir / f"cache-{name}.pt")
     train(weighted)
     assert (weighted.run_dir / "cache-groups.pt").stat().st_mtime_ns == stamp
