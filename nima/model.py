@@ -47,10 +47,14 @@ class NIMA(nn.Module):
         self.register_buffer("norm_std", torch.tensor(self.spec.std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predict(self.features(self._normalise(x)))
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's input: ``x`` normalised, channels-last on the CPU (see ``channels_last``)."""
         x = (x - self.norm_mean) / self.norm_std
         if self.channels_last and x.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.predict(self.features(x))
+        return x
 
     def predict(self, features: torch.Tensor, dropout: bool = True) -> torch.Tensor:
         """(B,C,h,w) backbone features -> (B,N) distributions: pooling, dropout (in training mode,
@@ -70,7 +74,7 @@ class NIMA(nn.Module):
             first, rest = (lambda h: h), self.features
         else:
             first, rest = cut(frozen_blocks)
-        return (lambda x: first((x - self.norm_mean) / self.norm_std)), rest
+        return (lambda x: first(self._normalise(x))), rest
 
     def freeze(self, frozen_blocks: int) -> None:
         """Stop the gradient of the stem and the first ``frozen_blocks`` blocks (see ``split``)."""
