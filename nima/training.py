@@ -367,7 +367,7 @@ def losses(model: NIMA, late: Callable[[Tensor], Tensor], x: Tensor, dist: Tenso
 
 def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor], data: Cached, kinds: list[str],
               opt: torch.optim.Optimizer, epoch: int, device: torch.device,
-              family_weight: Tensor | None = None) -> dict[str, float]:
+              family_weight: Tensor | None) -> dict[str, float]:
     """One pass over the cached rated images (``family_weight``: `family_weight_table`'s table, or
     None); returns the mean of each loss term and the number of steps."""
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
