@@ -16,6 +16,7 @@ from PIL import Image
 import cli
 from nima import load_checkpoint
 from nima.model import NIMA, mean_score
+from nima.data import synthetic
 from nima.data.distortions import COMPOUND_BASES, FAMILIES, SMOOTHING
 from nima.loss import fidelity_loss, rank_loss
 from nima.sources import pristine_paths
@@ -202,6 +203,27 @@ def test_resume_continues_exactly_and_reuses_the_cache(tmp_path: Path, monkeypat
     b, _ = load_checkpoint(killed.out)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(pa, pb), name
+
+
+def test_a_changed_set_of_families_rebuilds_the_distortion_caches(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranking groups and the held-out distortions are keyed on the families they draw from, so a
+    run after a family is added or removed does not reuse the distortions of the old set."""
+    def mtimes() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in (tmp_path / "w.run").glob("cache-*.pt")}
+
+    train(_config(tmp_path, epochs=1, holdout_sources=1))
+    made = mtimes()
+    assert set(made) == {"cache-train.pt", "cache-val.pt", "cache-groups.pt", "cache-held.pt"}
+    train(_config(tmp_path, epochs=1, holdout_sources=1))
+    assert mtimes() == made
+    fewer = FAMILIES[:-1]
+    monkeypatch.setattr(synthetic, "FAMILIES", fewer)
+    monkeypatch.setattr(training, "FAMILIES", fewer)
+    train(_config(tmp_path, epochs=1, holdout_sources=1))
+    now = mtimes()
+    assert now["cache-train.pt"] == made["cache-train.pt"] and now["cache-val.pt"] == made["cache-val.pt"]
+    assert now["cache-groups.pt"] != made["cache-groups.pt"] and now["cache-held.pt"] != made["cache-held.pt"]
 
 
 def test_held_out_sources_give_pristine_first_by_level(tmp_path: Path) -> None:
