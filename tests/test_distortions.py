@@ -24,8 +24,6 @@ from nima.data.distortions import (
     guided_smooth,
     haze,
     linear_to_srgb,
-    luma,
-    rerender,
     s_curve,
     saturation,
     srgb_to_linear,
@@ -95,7 +93,7 @@ def test_the_pure_functions_take_a_batch() -> None:
         lambda x: exposure(x, -1.0), lambda x: contrast(x, 1.5), lambda x: saturation(x, 0.5),
         lambda x: gamma(x, 1.5), lambda x: s_curve(x, 0.5), lambda x: cast(x, (1.0, 0.0, -1.0), 0.2),
         lambda x: crush_shadows(x, 1.0), lambda x: haze(x, 0.3), lambda x: gaussian_blur(x, 1.5),
-        lambda x: unsharp(x, 2.0, 1.5), lambda x: guided_smooth(x, 3, 0.01), lambda x: rerender(x, 0.5, 0.7),
+        lambda x: unsharp(x, 2.0, 1.5), lambda x: guided_smooth(x, 3, 0.01),
     ]
     for fn in functions:
         assert torch.allclose(fn(batch), torch.stack([fn(x) for x in batch]), atol=1e-6)
@@ -103,7 +101,7 @@ def test_the_pure_functions_take_a_batch() -> None:
 
 def test_families_and_levels() -> None:
     assert LEVELS == 5
-    assert len(FAMILIES) == len(set(FAMILIES)) == 23
+    assert len(FAMILIES) == len(set(FAMILIES)) == 22
     assert FAMILIES[0] == "exposure_under" and "oversmooth" in FAMILIES
 
 
@@ -129,34 +127,6 @@ def test_tone_mix_is_a_seeded_joint_edit_that_grows_with_level() -> None:
         curve = s_curve(ramp, a)
         assert (curve.diff() > 0).all()
         assert torch.allclose(curve[[0, 500, 1000]], torch.tensor([0.0, 0.5, 1.0]), atol=1e-6)
-
-
-def test_rerender_is_a_monotone_tone_curve_that_keeps_black_and_white() -> None:
-    """(0, 1) gives the photo back; along a grey ramp every setting is monotone and keeps black; a
-    flatter or darker rendering keeps the brightest pixel and a flatter one lifts the shadows; a
-    brighter key brightens the mid-tones and the highlights without clipping them."""
-    x = photo()
-    assert torch.allclose(rerender(x, 0.0, 1.0), x, atol=1e-5)
-    ramp = torch.linspace(0, 0.95, 256).expand(3, 4, 256).clone()
-    for ev, power in [(0, 0.6), (-1, 1), (1, 1), (0, 1.5), (0.5, 0.7), (-0.5, 1.3)]:
-        row = rerender(ramp, ev, power)[0, 0]
-        assert float(row[0]) == 0 and (row.diff() > 0).all(), (ev, power)
-    top = luma(srgb_to_linear(ramp))[0, 0, -1]
-    for ev, power in [(0, 0.6), (-1, 1), (-0.5, 0.7)]:
-        out = rerender(ramp, ev, power)
-        assert float(luma(srgb_to_linear(out))[0, 0, -1]) == pytest.approx(float(top), rel=1e-4)
-    assert float(rerender(ramp, 0, 0.6)[0, 0, 20]) > float(ramp[0, 0, 20]) + 0.02
-    bright = rerender(ramp, 1, 1)[0, 0]
-    assert float(bright[128]) > float(ramp[0, 0, 128]) + 0.05
-    assert float(ramp[0, 0, -1]) < float(bright[-1]) < 1 and float(bright[-2]) < float(bright[-1])
-
-
-def test_rerender_mix_is_a_seeded_rendering_that_grows_with_level() -> None:
-    x = photo()
-    assert not torch.equal(distort(x, "rerender_mix", 3, seed=0), distort(x, "rerender_mix", 3, seed=1))
-    for seed in range(6):
-        psnr = [_psnr(distort(x, "rerender_mix", k, seed), x) for k in range(1, LEVELS + 1)]
-        assert all(a > b for a, b in zip(psnr, psnr[1:])) and psnr[0] < 45, psnr
 
 
 def test_shadows_crushed_darkens_the_deepest_shadows_most() -> None:

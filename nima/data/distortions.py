@@ -150,41 +150,6 @@ def crush_shadows(x: Tensor, ev: float) -> Tensor:
     return linear_to_srgb(lin * torch.exp2(-ev * w))
 
 
-_REINHARD_TOP = 1 - 2.0**-8  # display luminance that the inverse of L / (1 + L) maps to its largest radiance
-# Full-strength scale of `rerender_mix`'s axes: EV of the key, log2 of the power about it.
-RERENDER_SCALE = (1.0, 0.6)
-
-
-def rerender(x: Tensor, ev: float, power: float) -> Tensor:
-    """Render the photo again from the scene it would come from, as a tone mapper would at another
-    setting: the inverse of Reinhard's global L / (1 + L) takes its luminance to radiance, which
-    goes back through extended Reinhard with the key (the log-average radiance) moved by ``ev`` EV
-    and the log contrast about it scaled by ``power``; the white point keeps the brightest pixel's
-    luminance where the curve can (a darker key or a flatter rendering), else it is plain Reinhard
-    (a brighter key or more contrast brighten the highlights without clipping them). Colour ratios
-    kept; black stays black; (0, 1) is the identity. (3,H,W) or (B,3,H,W) -> the same shape."""
-    lin = srgb_to_linear(x)
-    y = luma(lin).clamp(0.0, _REINHARD_TOP)
-    radiance = y / (1 - y)
-    key = torch.exp(torch.log(radiance + 1e-4).mean(dim=(-3, -2, -1), keepdim=True))
-    scaled = key * 2.0**ev * (radiance / key) ** power
-    top = y.amax(dim=(-3, -2, -1), keepdim=True)
-    peak = scaled.amax(dim=(-3, -2, -1), keepdim=True).clamp_min(1e-12)
-    # extended Reinhard D = L (1 + L / W^2) / (1 + L) meets D(peak) = top at this 1 / W^2
-    inv_white2 = ((top * (1 + peak) / peak - 1) / peak).clamp_min(0.0)
-    shown = scaled * (1 + scaled * inv_white2) / (1 + scaled)
-    return linear_to_srgb(lin * torch.where(y > 0, shown / y.clamp_min(1e-12), torch.zeros_like(y)))
-
-
-def rerender_mix(x: Tensor, t: float, seed: int) -> Tensor:
-    """`rerender` along a direction drawn from ``seed`` (uniform on the circle, per axis scaled by
-    `RERENDER_SCALE`) at ``t`` in (0,1]: a darker or brighter key with more or less contrast."""
-    g = torch.Generator().manual_seed(seed)
-    u = torch.randn(len(RERENDER_SCALE), generator=g, dtype=torch.float64)
-    ev, log_power = (u / u.norm() * t * torch.tensor(RERENDER_SCALE, dtype=torch.float64)).tolist()
-    return rerender(x, ev, 2.0**log_power)
-
-
 _AIRLIGHT = (0.86, 0.89, 0.95)  # bright, slightly blue grey, sRGB-encoded
 
 
@@ -295,8 +260,7 @@ def _geo(lo: float, hi: float, level: int) -> float:
 # about mean grey, saturation factor, gamma, cast gain fraction, airlight fraction, noise sigma
 # (of 255), shot-noise gain and chroma sigma, blur sigma (px), JPEG quality, unsharp amount and
 # sigma (px), guided-filter radius (px) and eps (variance), grain sigma (of 255), tone_mix strength
-# (fraction of `TONE_SCALE`), EV taken from the deepest shadows, rerender_mix strength (fraction of
-# `RERENDER_SCALE`).
+# (fraction of `TONE_SCALE`), EV taken from the deepest shadows.
 _OPS: dict[str, Callable[[Tensor, int, int], Tensor]] = {
     "exposure_under": lambda x, k, s: exposure(x, _lin(-0.5, -2.5, k)),
     "exposure_over": lambda x, k, s: exposure(x, _lin(0.4, 2.0, k)),
@@ -320,7 +284,6 @@ _OPS: dict[str, Callable[[Tensor, int, int], Tensor]] = {
     "noise_luma": lambda x, k, s: luma_noise(x, _geo(4.0, 25.0, k) / 255, s),
     "tone_mix": lambda x, k, s: tone_mix(x, float(tone_mix_strength(k)), s),
     "shadows_crushed": lambda x, k, s: crush_shadows(x, _lin(0.4, 2.0, k)),
-    "rerender_mix": lambda x, k, s: rerender_mix(x, float(tone_mix_strength(k)), s),
 }
 FAMILIES: tuple[str, ...] = tuple(_OPS)  # ordered family names; index = family id
 # Compound groups start from a noisy photo (one of these families at levels 1..COMPOUND_LEVELS) and
