@@ -23,7 +23,11 @@ ranges or the identity pull fell short) or below it (then the scorer is wrong). 
 cannot reach the clean photo from every degradation (noise), so with ``--single`` a third
 verdict tells them apart: the scorer rates the clean photo above the output but the fitting
 operator's result, at least 0.5 dB closer to the clean photo, below it (the scorer is wrong
-about what the operators reach).
+about what the operators reach). ``--stages`` tunes each of ``auto``'s operators alone at ``auto``'s
+ranges, as ``auto`` climbs them before it keeps the one whose objective rose most, and tells a
+fourth case apart: the scorer rates an operator's closer result above the output on the whole
+photo, so ``auto``'s choice by its objective (the whole photo and detail crops) fell short.
+``--sources`` keeps the sources whose file name contains one of its strings, to rerun chosen cases.
 
     python benchmarks/restore.py --workers 2 --biq2021 DATA --single --climb \
         --check-weights runs/nima_rank_from_imagenet.pt --json benchmarks/results/restore.json
@@ -133,19 +137,20 @@ class _Brisque:
 
 PREDICTED, REFINED = "enhance auto (predicted)", "enhance auto (predicted + refined)"
 SINGLE = "enhance single op"
+STAGE = "auto's "  # with --stages: "auto's exposure", ..., each of auto's operators tuned alone
 
 
 def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool, bool, bool, bool, int | None,
-                          str | None]) -> dict:
+                          str | None, bool]) -> dict:
     """Degrade one source one way; restore it every way; measure against the pristine."""
     (collection, path, degradation, weights, check_weights, steps, single, climb, climb_auto, predict, refine,
-     predictor_file) = args
+     predictor_file, stages) = args
     import torch
     from skimage.metrics import peak_signal_noise_ratio as psnr
     from skimage.metrics import structural_similarity as ssim
 
     import enhance
-    from enhance.recipe import as_recipe
+    from enhance.recipe import Recipe, as_recipe
     from nima import load_scorer
 
     torch.set_num_threads(1)
@@ -154,20 +159,25 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
     scorer = load_scorer(weights)
     outputs: dict[str, np.ndarray] = {name: quantise(f(degraded)) for name, f in BASELINES.items()}
     seconds, tuned_ops = {}, {}
-    runs: list[tuple[str, str | list[str], int | None, bool]] = [("enhance auto", "auto", steps, False)] if climb_auto else []
+    runs: list[tuple[str, str | list[str] | Recipe, int | None, bool]] = [("enhance auto", "auto", steps, False)] if climb_auto else []
     if predict:
         runs += [(PREDICTED, "auto", 0, True), (REFINED, "auto", refine, True)]
     if single:
         runs.append((SINGLE, [SINGLE_OP[degradation]], steps, False))
     if climb:
         runs.append(("enhance global op", CLIMB_OPS + (["denoise"] if "noise" in degradation else []), steps, False))
+    if stages:
+        auto = as_recipe("auto")
+        runs += [(STAGE + st.op.name, auto.alone(i), steps, False) for i, st in enumerate(auto.stages)]
     predictor = predictor_for(as_recipe("auto"), predictor_file) if predict else None
     for name, recipe, budget, predicted in runs:
         t0 = time.perf_counter()
         tuned, result = enhance.tune(to_tensor(degraded), recipe, scorer, steps=budget,
                                      predictor=predictor if predicted else None)
         seconds[name] = time.perf_counter() - t0
-        tuned_ops[name] = {"ops": result.ops, "kept_input": result.kept_input}
+        objective = result.objective
+        tuned_ops[name] = {"ops": result.ops, "kept_input": result.kept_input,
+                           "objective_gain": objective["after"]["proxy"].mean - objective["before"]["proxy"].mean}
         outputs[name] = quantise(to_array(tuned))
     row: dict = {"collection": collection, "source": Path(path).name, "degradation": degradation,
                  "seconds": seconds, "methods": {}}
@@ -184,10 +194,12 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
             "psnr": psnr(pristine, out, data_range=1.0), "gain": psnr(pristine, out, data_range=1.0) - base_psnr,
             "ssim": ssim(pristine, out, data_range=1.0, channel_axis=2),
         }
-        if name.startswith("enhance"):
+        if name.startswith(("enhance", STAGE)):
             entry.update(tuned_ops[name])
             with torch.no_grad():
                 entry["score"] = float(scorer.mean(to_tensor(out)))
+            if name.startswith(STAGE):
+                continue
             if brisque and degraded_brisque is not None:
                 entry["brisque_better"] = brisque(out) < degraded_brisque
             if check and degraded_check is not None:
@@ -227,11 +239,15 @@ def short_cases(rows: list[dict], method: str, floor: float = -0.5) -> list[str]
 
     The clean photo is out of the operators' reach on some degradations (noise): where the scorer
     rates it above the output, the run's single fitting operator (``--single``) tells a climb that
-    fell short from a scorer that prefers the output to a closer restoration the operators reach."""
+    fell short from a scorer that prefers the output to a closer restoration the operators reach;
+    ``auto``'s operators tuned alone (``--stages``) also tell a choice between them that fell short:
+    the closest of their results, rated above the output on the whole photo."""
     lines = []
     for r in rows:
         gain, output = r["methods"][method]["gain"], r["methods"][method]["score"]
         fit = r["methods"].get(SINGLE)
+        alone = {m[len(STAGE):]: e for m, e in r["methods"].items() if m.startswith(STAGE)}
+        closest = max(alone, key=lambda op: alone[op]["gain"]) if alone else None
         if gain < floor:
             if r["scorer_clean"] <= output:
                 fault = "the scorer rates the output above the clean photo: the scorer is wrong"
@@ -239,6 +255,14 @@ def short_cases(rows: list[dict], method: str, floor: float = -0.5) -> list[str]
                 fault = (f"the scorer rates the clean photo above the output but the fitting operator's closer result "
                          f"({fit['gain']:+.2f} dB, score {fit['score']:.3f}) below it: the scorer misorders what the "
                          "operators reach")
+            elif closest is not None and alone[closest]["gain"] > gain + 0.5:
+                best = alone[closest]
+                rises = ", ".join(f"{op} {e['objective_gain']:+.3f}" for op, e in alone.items())
+                verdict = ("below it: the scorer misorders what the operators reach" if best["score"] < output else
+                           f"above it on the whole photo, but auto keeps the operator whose objective rose most "
+                           f"({rises}): auto's choice fell short")
+                fault = (f"the scorer rates the clean photo above the output and {closest} alone's closer result "
+                         f"({best['gain']:+.2f} dB, score {best['score']:.3f}) {verdict}")
             else:
                 fault = "the scorer rates the clean photo above the output: the climb, ranges or pull fell short"
             lines.append(f"  {r['source']}, {r['degradation']}: {gain:+.2f} dB "
@@ -308,6 +332,10 @@ def main() -> None:
     parser.add_argument("--refine-steps", type=int, help="refining steps after a prediction (default: the predictor's, as tune)")
     parser.add_argument("--no-climb-auto", action="store_true", help="leave out auto's climb from the identity")
     parser.add_argument("--only", help="only the degradations whose name contains this (e.g. noise)")
+    parser.add_argument("--stages", action="store_true",
+                        help="also tune each of auto's operators alone, at auto's ranges, to tell its choice apart")
+    parser.add_argument("--sources", help="only the sources whose file name contains one of these, comma-separated "
+                                          "(e.g. kodim19,kodim24)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", help="write every case's figures here")
     args = parser.parse_args()
@@ -321,6 +349,9 @@ def main() -> None:
 
         listed = pristine_paths([str(Path(__file__).parent / "sources" / "biq2021-test-best.csv")], args.biq2021)
         sources += [("biq2021", s) for s in listed]
+    if args.sources:
+        wanted = args.sources.split(",")
+        sources = [(c, s) for c, s in sources if any(w in Path(s).name for w in wanted)]
     chosen = [d for d in DEGRADATIONS if args.only is None or args.only in d]
     if args.no_climb_auto and not args.predict:
         raise SystemExit("--no-climb-auto needs --predict: nothing would tune auto")
@@ -329,7 +360,7 @@ def main() -> None:
 
         predictor_for(as_recipe("auto"), args.predictor)  # before the workers start: a missing one stops the run here
     cases = [(c, s, d, args.weights, args.check_weights, args.steps, args.single, args.climb, not args.no_climb_auto,
-              args.predict, args.refine_steps, args.predictor) for c, s in sources for d in chosen]
+              args.predict, args.refine_steps, args.predictor, args.stages) for c, s in sources for d in chosen]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(run_case, cases))
