@@ -159,17 +159,17 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
     scorer = load_scorer(weights)
     outputs: dict[str, np.ndarray] = {name: quantise(f(degraded)) for name, f in BASELINES.items()}
     seconds, tuned_ops = {}, {}
-    runs: list[tuple[str, str | list[str] | Recipe, int | None, bool]] = [("enhance auto", "auto", steps, False)] if climb_auto else []
+    auto = as_recipe("auto")
+    runs: list[tuple[str, str | list[str] | Recipe, int | None, bool]] = [("enhance auto", auto, steps, False)] if climb_auto else []
     if predict:
-        runs += [(PREDICTED, "auto", 0, True), (REFINED, "auto", refine, True)]
+        runs += [(PREDICTED, auto, 0, True), (REFINED, auto, refine, True)]
     if single:
         runs.append((SINGLE, [SINGLE_OP[degradation]], steps, False))
     if climb:
         runs.append(("enhance global op", CLIMB_OPS + (["denoise"] if "noise" in degradation else []), steps, False))
     if stages:
-        auto = as_recipe("auto")
         runs += [(STAGE + st.op.name, auto.alone(i), steps, False) for i, st in enumerate(auto.stages)]
-    predictor = predictor_for(as_recipe("auto"), predictor_file) if predict else None
+    predictor = predictor_for(auto, predictor_file) if predict else None
     for name, recipe, budget, predicted in runs:
         t0 = time.perf_counter()
         tuned, result = enhance.tune(to_tensor(degraded), recipe, scorer, steps=budget,
@@ -246,9 +246,9 @@ def short_cases(rows: list[dict], method: str, floor: float = -0.5) -> list[str]
     for r in rows:
         gain, output = r["methods"][method]["gain"], r["methods"][method]["score"]
         fit = r["methods"].get(SINGLE)
-        alone = {m[len(STAGE):]: e for m, e in r["methods"].items() if m.startswith(STAGE)}
-        closest = max(alone, key=lambda op: alone[op]["gain"]) if alone else None
         if gain < floor:
+            alone = {m[len(STAGE):]: e for m, e in r["methods"].items() if m.startswith(STAGE)}
+            closest = max(alone, key=lambda op: alone[op]["gain"]) if alone else None
             if r["scorer_clean"] <= output:
                 fault = "the scorer rates the output above the clean photo: the scorer is wrong"
             elif fit is not None and fit["gain"] > gain + 0.5 and fit["score"] < output:
@@ -352,6 +352,8 @@ def main() -> None:
     if args.sources:
         wanted = args.sources.split(",")
         sources = [(c, s) for c, s in sources if any(w in Path(s).name for w in wanted)]
+        if not sources:
+            raise SystemExit(f"--sources {args.sources!r}: no source's file name contains any of them")
     chosen = [d for d in DEGRADATIONS if args.only is None or args.only in d]
     if args.no_climb_auto and not args.predict:
         raise SystemExit("--no-climb-auto needs --predict: nothing would tune auto")
