@@ -35,7 +35,7 @@ from tqdm import tqdm
 from nima import cache
 from nima.checkpoint import load_checkpoint, save_checkpoint
 from nima.data import Sample, open_dataset, split_groups
-from nima.data.distortions import FAMILIES
+from nima.data.distortions import DENOISED_EDIT_LEVELS, FAMILIES
 from nima.data.synthetic import SyntheticRanking
 from nima.evaluate import pristine_first_of
 from nima.loss import emd, fidelity_loss, rank_loss
@@ -72,8 +72,8 @@ class TrainConfig:
     scorer ranks poorly can count more without more ranking in all (the cache stays the same); a
     share ``compound`` of the groups is anchored on a noisy copy of the source and ranks it above
     tone, colour and detail changes of it; a share ``denoised`` is anchored on a denoised noisy copy
-    and ranks it above the noisy copy and tone or colour edits of either
-    (`nima.data.synthetic.SyntheticRanking`). ``init`` starts from a NIMA weights file instead of
+    and ranks it above the noisy copy and tone or colour edits of either, at levels
+    1..``denoised_edit_levels`` (`nima.data.synthetic.SyntheticRanking`). ``init`` starts from a NIMA weights file instead of
     ImageNet features. ``input_size`` is the square view the model is trained and later scores at
     (None: ``init``'s, else the backbone's native size). ``eval_every``: validation figures every N
     epochs and after the last. ``limit`` keeps the first N images of each dataset (smoke tests).
@@ -113,6 +113,7 @@ class TrainConfig:
     rank_family_weights: dict[str, float] = field(default_factory=dict)
     compound: float = 0.0
     denoised: float = 0.0
+    denoised_edit_levels: int = DENOISED_EDIT_LEVELS
     eval_every: int = 1
     limit: int | None = None
 
@@ -259,7 +260,8 @@ def build_cache(config: TrainConfig, data: RunData, model: NIMA, device: torch.d
     if data.pristine_train and config.rank_weight > 0:
         synth = SyntheticRanking(data.pristine_train, per_group=config.per_group, size=size, seed=config.seed,
                                  groups_per_epoch=len(data.pristine_train) * config.groups_per_source,
-                                 families=config.families, compound=config.compound, denoised=config.denoised)
+                                 families=config.families, compound=config.compound, denoised=config.denoised,
+                                 denoised_edit_levels=config.denoised_edit_levels)
     train = part("train", lambda: cache.rated(early, data.train, size, device, workers),
                  paths=[[s.path for s in p] for p in data.train])
     val = part("val", lambda: cache.rated(early, data.val, size, device, workers),
@@ -269,7 +271,8 @@ def build_cache(config: TrainConfig, data: RunData, model: NIMA, device: torch.d
         groups = part("groups", lambda: cache.groups(early, synth, device, workers), sources=data.pristine_train,
                       seed=config.seed, per_group=config.per_group, n=len(synth),
                       families=[FAMILIES[i] for i in synth.allowed],
-                      compound=config.compound, denoised=config.denoised)
+                      compound=config.compound, denoised=config.denoised,
+                      denoised_edit_levels=config.denoised_edit_levels)
     held = None
     if data.pristine_held:
         held = part("held", lambda: cache.distorted(early, data.pristine_held, size, device), sources=data.pristine_held,

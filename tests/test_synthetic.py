@@ -85,7 +85,8 @@ def test_compound_groups_rank_on_top_of_a_noisy_anchor(tmp_path: Path) -> None:
 def test_denoised_groups_put_the_denoised_noisy_copy_first(tmp_path: Path) -> None:
     """denoised=1: the anchor is smoother than the noisy member (a noise family at a level of
     DENOISED_LEVELS); the other members are distinct tone and colour edits at levels
-    1..DENOISED_EDIT_LEVELS. denoised=0 changes nothing; a share beyond 1 - compound is refused."""
+    1..DENOISED_EDIT_LEVELS, or 1..denoised_edit_levels when given. denoised=0 changes nothing; a
+    share beyond 1 - compound and edit levels outside 1..LEVELS are refused."""
     paths = _write_pngs(tmp_path, 2)
     plain = SyntheticRanking(paths, per_group=4, size=32, long_side=64, seed=3)
     same = SyntheticRanking(paths, per_group=4, size=32, long_side=64, seed=3, denoised=0.0)
@@ -101,6 +102,9 @@ def test_denoised_groups_put_the_denoised_noisy_copy_first(tmp_path: Path) -> No
         assert rough(images[0]) < rough(images[1])
         assert set(family[2:].tolist()) <= edits and len(set(family[2:].tolist())) == 3
         assert ((level[2:] >= 1) & (level[2:] <= DENOISED_EDIT_LEVELS)).all()
+    strong = SyntheticRanking(paths, per_group=4, size=32, long_side=64, seed=3, denoised=1.0, denoised_edit_levels=LEVELS)
+    levels = torch.cat([strong[i][1][2:] for i in range(len(strong))])
+    assert levels.max() > DENOISED_EDIT_LEVELS and levels.max() <= LEVELS
     mixed = SyntheticRanking(paths, per_group=4, size=32, long_side=64, seed=3, compound=0.5, denoised=0.5)
     firsts = {int(mixed[i][2][1]) in bases and int(mixed[i][1][1]) in DENOISED_LEVELS for i in range(len(mixed))}
     assert firsts == {True, False}  # both kinds drawn
@@ -108,6 +112,8 @@ def test_denoised_groups_put_the_denoised_noisy_copy_first(tmp_path: Path) -> No
         SyntheticRanking(paths, compound=0.6, denoised=0.5)
     with pytest.raises(ValueError, match="per_group must be at most 11 with denoised groups"):
         SyntheticRanking(paths, per_group=12, denoised=0.5)
+    with pytest.raises(ValueError, match="denoised_edit_levels must be in 1..5"):
+        SyntheticRanking(paths, denoised=0.5, denoised_edit_levels=6)
 
 
 def test_families_restrict_the_draws_and_keep_the_older_sets_draws(tmp_path: Path) -> None:

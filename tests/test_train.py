@@ -295,7 +295,8 @@ def test_compound_groups_are_cached_on_a_noisy_anchor(tmp_path: Path) -> None:
 
 def test_denoised_groups_are_cached_and_recorded(tmp_path: Path) -> None:
     """denoised=1: the cached groups differ from plain ones (a new cache, not the plain run's),
-    and the checkpoint records the share; a share beyond 1 - compound is refused before caching."""
+    and the checkpoint records the share; other edit levels make the groups again (only them); a
+    share beyond 1 - compound is refused before caching."""
     plain, dn = _config(tmp_path / "a", epochs=1), _config(tmp_path / "b", epochs=1, denoised=1.0)
     train(plain)
     train(dn)
@@ -303,6 +304,12 @@ def test_denoised_groups_are_cached_and_recorded(tmp_path: Path) -> None:
     assert a.x.shape == b.x.shape and not torch.equal(a.x[:, 0], b.x[:, 0])
     assert torch.isin(b.family[:, 1], torch.tensor([FAMILIES.index(f) for f in COMPOUND_BASES])).all()
     assert load_checkpoint(dn.out)[1]["config"]["denoised"] == 1.0
+    stamps = {p.name: p.stat().st_mtime_ns for p in dn.run_dir.glob("cache-*.pt")}
+    stronger = _config(tmp_path / "b", epochs=1, denoised=1.0, denoised_edit_levels=5)
+    train(stronger)  # the edit levels key the groups cache: only it is made again
+    now = {p.name: p.stat().st_mtime_ns for p in dn.run_dir.glob("cache-*.pt")}
+    assert now["cache-train.pt"] == stamps["cache-train.pt"] and now["cache-groups.pt"] != stamps["cache-groups.pt"]
+    assert load_checkpoint(stronger.out)[1]["config"]["denoised_edit_levels"] == 5
     bad = _config(tmp_path / "c", epochs=1, compound=0.5, denoised=0.6)
     with pytest.raises(ValueError, match="denoised must be in"):
         train(bad)

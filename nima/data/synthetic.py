@@ -113,7 +113,7 @@ class SyntheticRanking(torch.utils.data.Dataset):
     group is denoised: a noisy copy of the photo (a family of ``COMPOUND_BASES`` at one of
     ``DENOISED_LEVELS``) after `nima.data.distortions.denoise` is its anchor, and its members are
     the noisy copy and tone or colour edits (distinct families of ``DENOISED_EDITS``, levels
-    1..``DENOISED_EDIT_LEVELS``) of the noisy or, by a coin flip each, the denoised copy. They teach
+    1..``denoised_edit_levels``) of the noisy or, by a coin flip each, the denoised copy. They teach
     that removing noise beats keeping it or hiding it under a tone change (a scorer without them
     rates a darkened or flattened noisy photo above a denoised one, and the tuner follows it).
 
@@ -136,6 +136,7 @@ class SyntheticRanking(torch.utils.data.Dataset):
         compound: float = 0.0,
         families: Sequence[str] | None = None,
         denoised: float = 0.0,
+        denoised_edit_levels: int = DENOISED_EDIT_LEVELS,
     ) -> None:
         if not paths:
             raise ValueError("no source images")
@@ -153,11 +154,14 @@ class SyntheticRanking(torch.utils.data.Dataset):
             raise ValueError(f"per_group must be at most {len(self.on_noisy) + 1} with compound groups, got {per_group}")
         if not 0 <= denoised <= 1 - compound:
             raise ValueError(f"denoised must be in [0, 1 - compound] = [0,{1 - compound:g}], got {denoised}")
+        if not 1 <= denoised_edit_levels <= LEVELS:
+            raise ValueError(f"denoised_edit_levels must be in 1..{LEVELS}, got {denoised_edit_levels}")
         self.edits = np.array([FAMILIES.index(f) for f in DENOISED_EDITS if f in chosen])
         if denoised and per_group > len(self.edits) + 1:
             raise ValueError(f"per_group must be at most {len(self.edits) + 1} with denoised groups, got {per_group}")
         self.compound = compound
         self.denoised = denoised
+        self.denoised_edit_levels = denoised_edit_levels
         self.paths = list(paths)
         self.per_group = per_group
         self.size = size
@@ -199,7 +203,7 @@ class SyntheticRanking(torch.utils.data.Dataset):
         images, members = [clean, noisy], [(FAMILIES.index(base), level)]
         for f in rng.choice(self.edits, size=self.per_group - 1, replace=False):
             on = noisy if rng.random() < 0.5 else clean
-            k = int(rng.integers(1, DENOISED_EDIT_LEVELS + 1))
+            k = int(rng.integers(1, self.denoised_edit_levels + 1))
             images.append(distort(on, FAMILIES[f], k, int(rng.integers(0, 2**31))))
             members.append((int(f), k))
         return images, members
