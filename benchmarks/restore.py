@@ -198,8 +198,7 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
             entry.update(tuned_ops[name])
             with torch.no_grad():
                 entry["score"] = float(scorer.mean(to_tensor(out)))
-            if name.startswith(STAGE):
-                continue
+        if name.startswith("enhance"):  # the second opinions, for enhance's results (not each operator alone)
             if brisque and degraded_brisque is not None:
                 entry["brisque_better"] = brisque(out) < degraded_brisque
             if check and degraded_check is not None:
