@@ -73,10 +73,11 @@ class TrainConfig:
     share ``compound`` of the groups is anchored on a noisy copy of the source and ranks it above
     tone, colour and detail changes of it; a share ``denoised`` is anchored on a denoised noisy copy
     and ranks it above the noisy copy and tone or colour edits of either, at levels
-    1..``denoised_edit_levels`` (`nima.data.synthetic.SyntheticRanking`). ``init`` starts from a NIMA weights file instead of
-    ImageNet features. ``input_size`` is the square view the model is trained and later scores at
-    (None: ``init``'s, else the backbone's native size). ``eval_every``: validation figures every N
-    epochs and after the last. ``limit`` keeps the first N images of each dataset (smoke tests).
+    1..``denoised_edit_levels`` (`nima.data.synthetic.SyntheticRanking`). ``init`` starts from a
+    NIMA weights file instead of ImageNet features. ``input_size`` is the square view the model is
+    trained and later scores at (None: ``init``'s, else the backbone's native size).
+    ``eval_every``: validation figures every N epochs and after the last. ``limit`` keeps the first
+    N images of each dataset (smoke tests).
     """
 
     datasets: list[str]
