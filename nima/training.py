@@ -269,11 +269,7 @@ def build_cache(config: TrainConfig, data: RunData, model: NIMA, device: torch.d
                paths=[[s.path for s in p] for p in data.val])
     groups = None
     if synth is not None:
-        groups = part("groups", lambda: cache.groups(early, synth, device, workers), sources=data.pristine_train,
-                      seed=config.seed, per_group=config.per_group, n=len(synth),
-                      families=[FAMILIES[i] for i in synth.allowed],
-                      compound=config.compound, denoised=config.denoised,
-                      denoised_edit_levels=config.denoised_edit_levels)
+        groups = part("groups", lambda: cache.groups(early, synth, device, workers), **synth.settings())
     held = None
     if data.pristine_held:
         held = part("held", lambda: cache.distorted(early, data.pristine_held, size, device), sources=data.pristine_held,

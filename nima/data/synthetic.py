@@ -174,6 +174,12 @@ class SyntheticRanking(torch.utils.data.Dataset):
         """Select the epoch; items differ between epochs."""
         self.epoch = epoch
 
+    def settings(self) -> dict[str, object]:
+        """Everything its groups depend on beside the view size, for a cache's key."""
+        return dict(sources=self.paths, seed=self.seed, per_group=self.per_group, n=len(self),
+                    families=[FAMILIES[i] for i in self.allowed], compound=self.compound, denoised=self.denoised,
+                    denoised_edit_levels=self.denoised_edit_levels)
+
     def __len__(self) -> int:
         return self.groups_per_epoch if self.groups_per_epoch is not None else len(self.paths) * 4
 
