@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -112,6 +112,18 @@ def distorted(early: Early, paths: Sequence[str], size: int, device: torch.devic
             yield torch.stack(batch)
 
     return Distorted(activations(early, images(), device, "caching held-out distortions"), rows)
+
+
+def weights_digest(modules: Iterable[nn.Module]) -> str:
+    """A short hash of the modules' parameters and buffers. A cache depends on the weights of the
+    blocks it ran, not on the file they were read from: a run started from other weights with the
+    same frozen blocks reuses it, and a weights file rewritten under the same name does not."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def fingerprint(**parts: object) -> str:

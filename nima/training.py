@@ -244,8 +244,9 @@ def build_cache(config: TrainConfig, data: RunData, model: NIMA, device: torch.d
     early, _ = model.split(config.frozen_blocks)
     model.eval()
     size, workers = model.input_size, config.workers
-    common = dict(backbone=config.backbone, init=config.init, pretrained=config.pretrained, frozen=config.frozen_blocks,
-                  size=size)
+    frozen_part = getattr(model.features, "frozen_part", None)
+    frozen = cache.weights_digest(frozen_part(config.frozen_blocks) if frozen_part is not None else [])
+    common = dict(backbone=config.backbone, frozen=config.frozen_blocks, frozen_weights=frozen, size=size)
 
     def part(name: str, make: Callable[[], Any], **depends: object) -> Any:
         path, key = config.run_dir / f"cache-{name}.pt", cache.fingerprint(**common, **depends)

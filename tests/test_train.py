@@ -15,6 +15,7 @@ from PIL import Image
 
 import cli
 from nima import load_checkpoint
+from nima.checkpoint import save_checkpoint
 from nima.model import NIMA, mean_score
 from nima.data import synthetic
 from nima.data.distortions import COMPOUND_BASES, FAMILIES, SMOOTHING
@@ -392,3 +393,23 @@ def test_rank_family_weights_reuse_the_groups_cache_and_are_recorded(tmp_path: P
     train(weighted)
     assert (weighted.run_dir / "cache-groups.pt").stat().st_mtime_ns == stamp
     assert load_checkpoint(weighted.out)[1]["config"]["rank_family_weights"] == {"contrast_high": 3.0}
+
+
+def test_the_cache_is_keyed_on_the_frozen_blocks_weights_not_the_file(tmp_path: Path) -> None:
+    """A run started from a copy of the weights under another name, or from weights whose trainable
+    blocks differ, reads the cache back; weights whose frozen blocks differ make it again."""
+    model = NIMA(pretrained=False)
+    save_checkpoint(tmp_path / "a.pt", model, {})
+    first = _config(tmp_path, epochs=1, init=str(tmp_path / "a.pt"), frozen_blocks=12, rank_weight=0)
+    train(first)
+    stamp = (first.run_dir / "cache-train.pt").stat().st_mtime_ns
+    with torch.no_grad():
+        model.head.weight.add_(1.0)  # the head trains: the cache still holds
+    save_checkpoint(tmp_path / "b.pt", model, {})
+    train(_config(tmp_path, epochs=1, init=str(tmp_path / "b.pt"), frozen_blocks=12, rank_weight=0))
+    assert (first.run_dir / "cache-train.pt").stat().st_mtime_ns == stamp
+    with torch.no_grad():
+        next(model.features.frozen_part(12)[0].parameters()).add_(0.1)  # the stem is frozen: a new cache
+    save_checkpoint(tmp_path / "c.pt", model, {})
+    train(_config(tmp_path, epochs=1, init=str(tmp_path / "c.pt"), frozen_blocks=12, rank_weight=0))
+    assert (first.run_dir / "cache-train.pt").stat().st_mtime_ns != stamp
