@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from nima.data import ImageRatings, Sample
+from nima.data import ImageRatings, Sample, load_image, resize
 from nima.data.synthetic import SyntheticRanking, eval_pairs
 
 Early = Callable[[Tensor], Tensor]
@@ -94,6 +94,18 @@ def groups(early: Early, dataset: SyntheticRanking, device: torch.device, worker
             levels.append(level)
             families.append(family)
     return Groups(torch.cat(xs), torch.cat(levels), torch.cat(families))
+
+
+def pairs(early: Early, pairs: Sequence[tuple[str, str]], size: int, device: torch.device) -> Tensor:
+    """(P,2,C,h,w) float16: both images of each (better, worse) pair, each resized whole to the
+    input size (the evaluation view)."""
+    def images() -> Iterable[Tensor]:
+        for first in range(0, len(pairs), 16):
+            yield torch.stack([resize(load_image(path), size).clamp_(0.0, 1.0)
+                               for pair in pairs[first:first + 16] for path in pair])
+
+    x = activations(early, images(), device, "caching preference pairs")
+    return x.view(len(pairs), 2, *x.shape[1:])
 
 
 def distorted(early: Early, paths: Sequence[str], size: int, device: torch.device) -> Distorted:

@@ -1,5 +1,5 @@
 """Training losses: the earth mover's distance between score distributions, a hinge ranking loss
-on synthetic groups and the fidelity loss on pairs of rated images."""
+on synthetic groups, a hinge on preference pairs and the fidelity loss on pairs of rated images."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def rank_loss(scores: torch.Tensor, level: torch.Tensor, family: torch.Tensor, m
         return hinge[better].mean()
     w = weight.to(scores.dtype)[None, :].expand_as(hinge)[better]
     return (hinge[better] * w).sum() / w.sum()
+
+
+def pair_loss(better: torch.Tensor, worse: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinge on preference pairs: better, worse (P,) mean scores; the better image of each pair
+    should score at least ``margin`` above the worse one. Returns the mean hinge (a scalar)."""
+    return torch.relu(margin - (better - worse)).mean()
 
 
 def _normal_cdf(x: torch.Tensor) -> torch.Tensor:

@@ -34,11 +34,11 @@ from tqdm import tqdm
 
 from nima import cache
 from nima.checkpoint import load_checkpoint, save_checkpoint
-from nima.data import Sample, open_dataset, split_groups
+from nima.data import Sample, open_dataset, read_pairs, split_groups
 from nima.data.distortions import DENOISED_EDIT_LEVELS, FAMILIES
 from nima.data.synthetic import SyntheticRanking
 from nima.evaluate import pristine_first_of
-from nima.loss import emd, fidelity_loss, rank_loss
+from nima.loss import emd, fidelity_loss, pair_loss, rank_loss
 from nima.metrics import summarise
 from nima.model import NIMA, checked_input_size, mean_score, std_score
 from nima.scorer import pick_device
@@ -73,7 +73,10 @@ class TrainConfig:
     share ``compound`` of the groups is anchored on a noisy copy of the source and ranks it above
     tone, colour and detail changes of it; a share ``denoised`` is anchored on a denoised noisy copy
     and ranks it above the noisy copy and tone or colour edits of either, at levels
-    1..``denoised_edit_levels`` (`nima.data.synthetic.SyntheticRanking`). ``init`` starts from a
+    1..``denoised_edit_levels`` (`nima.data.synthetic.SyntheticRanking`). ``pairs`` lists CSV files of
+    preference pairs (`nima.data.read_pairs`: a better and a worse image of one scene, such as a
+    photo above a climb's output that lies farther from it); ``pairs_per_step`` of them join each
+    step, ranked by a hinge of ``rank_margin`` weighted by ``pair_weight``. ``init`` starts from a
     NIMA weights file instead of ImageNet features. ``input_size`` is the square view the model is
     trained and later scores at (None: ``init``'s, else the backbone's native size).
     ``eval_every``: validation figures every N epochs and after the last. ``limit`` keeps the first
@@ -115,6 +118,9 @@ class TrainConfig:
     compound: float = 0.0
     denoised: float = 0.0
     denoised_edit_levels: int = DENOISED_EDIT_LEVELS
+    pairs: list[str] = field(default_factory=list)
+    pair_weight: float = 1.0
+    pairs_per_step: int = 4
     eval_every: int = 1
     limit: int | None = None
 
@@ -160,6 +166,7 @@ class RunData:
     pristine_train: list[str]
     pristine_held: list[str]
     roots: list[str]
+    pairs: list[tuple[str, str]]
 
 
 @dataclass
@@ -170,6 +177,7 @@ class Cached:
     val: cache.Rated
     groups: cache.Groups | None
     held: cache.Distorted | None
+    pairs: Tensor | None
 
 
 # --- set-up and data ----------------------------------------------------------------------
@@ -209,7 +217,8 @@ def load_data(config: TrainConfig) -> RunData:
             raise ValueError(f"repeats: {kind} = {passes!r}; a dataset's passes per epoch are a whole number, at least 1")
     sources = pristine_paths(config.pristine, config.data_root)
     hold = min(config.holdout_sources, max(len(sources) - 1, 0))
-    return RunData(kinds, train, val, sources[: len(sources) - hold], sources[len(sources) - hold :], roots)
+    pairs = [pair for file in config.pairs for pair in read_pairs(config.under_root(file))]
+    return RunData(kinds, train, val, sources[: len(sources) - hold], sources[len(sources) - hold :], roots, pairs)
 
 
 def write_split(config: TrainConfig, data: RunData) -> None:
@@ -275,7 +284,12 @@ def build_cache(config: TrainConfig, data: RunData, model: NIMA, device: torch.d
     if data.pristine_held:
         held = part("held", lambda: cache.distorted(early, data.pristine_held, size, device), sources=data.pristine_held,
                     families=FAMILIES)
-    return Cached(train, val, groups, held)
+    pairs = None
+    if data.pairs and config.pair_weight > 0:
+        # keyed on the files' times too: mining again rewrites images under the same names
+        pairs = part("pairs", lambda: cache.pairs(early, data.pairs, size, device), pairs=data.pairs,
+                     written=[os.stat(path).st_mtime_ns for pair in data.pairs for path in pair])
+    return Cached(train, val, groups, held, pairs)
 
 
 def optimiser(config: TrainConfig, model: NIMA) -> tuple[torch.optim.Optimizer, Any]:
@@ -339,32 +353,37 @@ def family_weight_table(weights: dict[str, float]) -> Tensor | None:
 
 
 def losses(model: NIMA, late: Callable[[Tensor], Tensor], x: Tensor, dist: Tensor, fit_emd: bool,
-           group: tuple[Tensor, Tensor, Tensor] | None, margin: float, family_weight: Tensor | None = None) -> dict[str, Tensor]:
+           group: tuple[Tensor, Tensor, Tensor] | None, margin: float, family_weight: Tensor | None = None,
+           pair: Tensor | None = None) -> dict[str, Tensor]:
     """The named loss terms of one step.
 
     x (B,C,h,w) activations of rated images from one dataset, dist (B,10) their human
     distributions; ``fit_emd``: whether the dataset's distributions are fitted. ``group``:
     (activations (G,K,C,h,w), level (G,K), family (G,K)) of synthetic groups, or None;
-    ``family_weight``: `family_weight_table`'s table, or None for equal weights.
+    ``family_weight``: `family_weight_table`'s table, or None for equal weights. ``pair``:
+    activations (P,2,C,h,w) of preference pairs, the better image first, or None.
 
-    The groups' scores skip the head's dropout: the hinge compares members of a group, and an
-    independent dropout mask per member adds noise to every difference that the hinge can only
-    lower by flattening all scores, down to one score for every photo.
+    The groups' and pairs' scores skip the head's dropout: the hinge compares members of a group,
+    and an independent dropout mask per member adds noise to every difference that the hinge can
+    only lower by flattening all scores, down to one score for every photo.
     """
-    parts = [x] if group is None else [x, group[0].flatten(0, 1)]
+    parts = [x] + ([group[0].flatten(0, 1)] if group is not None else []) + ([pair.flatten(0, 1)] if pair is not None else [])
     features = late(torch.cat(parts).float().contiguous(memory_format=torch.channels_last))
     n = len(x)
     rated = model.predict(features[:n])
     human, human_std = mean_score(dist), std_score(dist)
     terms = {"fidelity": fidelity_loss(mean_score(rated), human, human_std),
              "emd": emd(rated, dist, r=2).mean() if fit_emd else rated.sum() * 0,
-             "rank": rated.sum() * 0}
+             "rank": rated.sum() * 0, "pairs": rated.sum() * 0}
     if group is not None:
         _, level, family = group
-        scores = mean_score(model.predict(features[n:], dropout=False)).view(level.shape)
+        scores = mean_score(model.predict(features[n:n + level.numel()], dropout=False)).view(level.shape)
         weight = [None] * len(level) if family_weight is None else family_weight.to(family.device)[family + 1]
         terms["rank"] = torch.stack([rank_loss(s, lv, fm, margin, w)
                                      for s, lv, fm, w in zip(scores, level, family, weight)]).mean()
+    if pair is not None:
+        scores = mean_score(model.predict(features[len(features) - 2 * len(pair):], dropout=False)).view(-1, 2)
+        terms["pairs"] = pair_loss(scores[:, 0], scores[:, 1], margin)
     return terms
 
 
@@ -377,9 +396,11 @@ def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor]
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout
     model.train()
     set_bn_eval(model)
-    weights = {"emd": config.emd_weight, "fidelity": config.fidelity_weight, "rank": config.rank_weight}
+    weights = {"emd": config.emd_weight, "fidelity": config.fidelity_weight, "rank": config.rank_weight,
+               "pairs": config.pair_weight}
     g = data.groups
     order = torch.randperm(len(g.x), generator=generator) if g is not None else None
+    pair_order = torch.randperm(len(data.pairs), generator=generator) if data.pairs is not None else None
     totals: dict[str, float] = {k: 0.0 for k in weights}
     steps = batches(data.train, config.batch_size, generator, [config.repeats.get(kind, 1) for kind in kinds])
     emd_kinds = {k for k, kind in enumerate(kinds) if config.emd is None or kind in config.emd}
@@ -388,9 +409,13 @@ def run_epoch(config: TrainConfig, model: NIMA, late: Callable[[Tensor], Tensor]
         if g is not None and order is not None and config.rank_weight > 0:
             pick = order[(i * config.groups_per_step + torch.arange(config.groups_per_step)) % len(order)]
             group = (flip(g.x[pick], generator).to(device), g.level[pick].to(device), g.family[pick].to(device))
+        pair = None
+        if data.pairs is not None and pair_order is not None and config.pair_weight > 0:
+            pick = pair_order[(i * config.pairs_per_step + torch.arange(config.pairs_per_step)) % len(pair_order)]
+            pair = flip(data.pairs[pick], generator).to(device)
         kind = int(data.train.dataset[index[0]])
         terms = losses(model, late, flip(data.train.x[index], generator).to(device), data.train.dist[index].to(device),
-                       kind in emd_kinds, group, config.rank_margin, family_weight)
+                       kind in emd_kinds, group, config.rank_margin, family_weight, pair)
         loss = sum(weights[k] * v for k, v in terms.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[union-attr]

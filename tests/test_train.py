@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,11 @@ from PIL import Image
 import cli
 from nima import load_checkpoint
 from nima.checkpoint import save_checkpoint
+from nima.data import read_pairs
 from nima.model import NIMA, mean_score
 from nima.data import synthetic
 from nima.data.distortions import COMPOUND_BASES, FAMILIES, SMOOTHING
-from nima.loss import fidelity_loss, rank_loss
+from nima.loss import fidelity_loss, pair_loss, rank_loss
 from nima.sources import pristine_paths
 from nima import cache, training
 from nima.training import TrainConfig, batches, read_config, train
@@ -393,6 +395,90 @@ def test_rank_family_weights_reuse_the_groups_cache_and_are_recorded(tmp_path: P
     train(weighted)
     assert (weighted.run_dir / "cache-groups.pt").stat().st_mtime_ns == stamp
     assert load_checkpoint(weighted.out)[1]["config"]["rank_family_weights"] == {"contrast_high": 3.0}
+
+
+def _write_pairs(folder: Path, n: int = 3) -> Path:
+    """n preference pairs: a smooth image above a noisy copy of it."""
+    rng = np.random.default_rng(1)
+    (folder / "pairs").mkdir(parents=True, exist_ok=True)
+    rows = ["better,worse,kind"]
+    yy, xx = np.mgrid[0:48, 0:64]
+    for i in range(n):
+        clean = np.stack([xx / 64, yy / 48, np.full(xx.shape, 0.2 + 0.2 * i)], -1)
+        noisy = np.clip(clean + rng.normal(0, 0.2, clean.shape), 0, 1)
+        for name, image in (("clean", clean), ("noisy", noisy)):
+            Image.fromarray((image * 255).astype(np.uint8)).save(folder / "pairs" / f"{i}_{name}.png")
+        rows.append(f"pairs/{i}_clean.png,pairs/{i}_noisy.png,clean > noisy")
+    (folder / "pairs.csv").write_text("\n".join(rows) + "\n")
+    return folder / "pairs.csv"
+
+
+def test_pair_loss_hand_computed() -> None:
+    better, worse = torch.tensor([6.0, 5.0, 4.0]), torch.tensor([5.0, 5.1, 3.9])
+    # gaps 1.0, -0.1, 0.1 against a margin of 0.2: hinges 0, 0.3, 0.1
+    assert float(pair_loss(better, worse, 0.2)) == pytest.approx(0.4 / 3)
+
+
+def test_read_pairs_resolves_paths_and_names_the_file_and_the_problem(tmp_path: Path) -> None:
+    listed = _write_pairs(tmp_path)
+    pairs = read_pairs(str(listed))
+    assert len(pairs) == 3 and pairs[0] == (str(tmp_path / "pairs" / "0_clean.png"), str(tmp_path / "pairs" / "0_noisy.png"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("better,kind\npairs/0_clean.png,x\n")
+    with pytest.raises(ValueError, match=r"bad.csv: missing columns \['worse'\]"):
+        read_pairs(str(bad))
+    bad.write_text("better,worse\npairs/0_clean.png,pairs/gone.png\n")
+    with pytest.raises(ValueError, match=r"bad.csv, line 2: .*gone.png is not there"):
+        read_pairs(str(bad))
+    bad.write_text("better,worse\n")
+    with pytest.raises(ValueError, match="bad.csv: no pairs"):
+        read_pairs(str(bad))
+    with pytest.raises(ValueError, match="absent.csv: cannot read the preference pairs"):
+        read_pairs(str(tmp_path / "absent.csv"))
+
+
+def test_preference_pairs_train_and_are_cached_once(tmp_path: Path) -> None:
+    """A run with ``pairs`` ranks them (a non-zero hinge, recorded per epoch), caches both images of
+    each pair once (a second run reads them back) and caches them again when the images change."""
+    listed = _write_pairs(tmp_path / "mined")
+    config = _config(tmp_path, epochs=1, pairs=[str(listed)], pairs_per_step=2, pair_weight=1.0, rank_margin=5.0)
+    figures = train(config)
+    assert figures["loss_pairs"] > 0
+    cached = torch.load(config.run_dir / "cache-pairs.pt", map_location="cpu", weights_only=False)["data"]
+    assert cached.shape[:2] == (3, 2)
+    stamp = (config.run_dir / "cache-pairs.pt").stat().st_mtime_ns
+    train(config)
+    assert (config.run_dir / "cache-pairs.pt").stat().st_mtime_ns == stamp
+    time.sleep(0.01)
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(tmp_path / "mined" / "pairs" / "0_noisy.png")
+    train(config)
+    assert (config.run_dir / "cache-pairs.pt").stat().st_mtime_ns != stamp
+    plain = train(_config(tmp_path / "plain", epochs=1))
+    assert plain["loss_pairs"] == 0
+
+
+def test_the_pair_term_moves_the_better_image_up() -> None:
+    """The pair term's gradient raises the better image's score over the worse one's."""
+    g = torch.Generator().manual_seed(0)
+    model = NIMA(pretrained=False).train()
+    _, late = model.split(15)
+    x = torch.randn(4, 192, 2, 2, generator=g)
+    dist = torch.softmax(torch.randn(4, 10, generator=g), 1)
+    pair = torch.randn(3, 2, 192, 2, 2, generator=g)
+    opt = torch.optim.SGD(model.head.parameters(), lr=0.5)
+
+    def gap() -> float:
+        with torch.no_grad():
+            s = mean_score(model.predict(late(pair.flatten(0, 1)), dropout=False)).view(3, 2)
+        return float((s[:, 0] - s[:, 1]).mean())
+
+    before = gap()
+    for _ in range(5):
+        terms = training.losses(model, late, x, dist, False, None, margin=2.0, pair=pair)
+        opt.zero_grad()
+        terms["pairs"].backward()
+        opt.step()
+    assert gap() > before
 
 
 def test_the_cache_is_keyed_on_the_frozen_blocks_weights_not_the_file(tmp_path: Path) -> None:
