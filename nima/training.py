@@ -6,7 +6,8 @@ fidelity loss on every pair, as UNIQUE and LIQE do); the datasets named in ``emd
 whole opinion distribution (EMD, r = 2), which sets where the 1..10 scale sits. A few synthetic
 groups join each step: a pristine photo and graded distortions of it under one view, ranked by a
 hinge on mean scores (pristine above each distortion, a milder level above a stronger one of the
-same family). The model keeps NIMA's 10-bucket distribution output.
+same family). Preference pairs given as files (a better and a worse image of one scene) join each
+step the same way. The model keeps NIMA's 10-bucket distribution output.
 
 The stem and the first ``frozen_blocks`` blocks stay frozen and their activations are computed
 once per run (:mod:`nima.cache`), so an epoch trains the last blocks and the head on the cache.
