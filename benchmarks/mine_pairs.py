@@ -9,8 +9,10 @@ training sources) is degraded in a known way and climbed as a user would, with t
 - ``hdr``: the photo made scene-referred by one of the HDR benchmark's constructions (log,
   Reinhard, Hable, in turn over the sources), then `tonemap` climbed from radiance.
 
-Every climb's output is a worse member: the clean photo is ranked above it when the output lies
-more than ``--floor`` dB from the clean photo, and for the noisy climbs the noisy start too
+``--climbs`` picks them (both by default; ``--climbs hdr`` for a round aimed at the HDR renderings).
+
+Every climb's output is a worse member: the clean photo is ranked above it when the output's PSNR
+against the clean photo is below ``--floor`` dB, and for the noisy climbs the noisy start too
 when the output lies at least ``--moved`` dB farther from the clean photo than the start (the
 climb moved away from the clean photo: a tone change that only hides the noise). Written to
 ``OUT``: the images as PNG (each source resized to at most ``--size`` pixels on its long side)
@@ -88,8 +90,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="sources climbed together (one scorer call a step)")
     ap.add_argument("--floor", type=float, default=35.0, help="the clean photo ranks above outputs below this PSNR (dB)")
     ap.add_argument("--moved", type=float, default=0.5, help="the noisy start ranks above outputs this much farther (dB)")
+    ap.add_argument("--climbs", default="noise,hdr", help="which climbs, comma-separated (noise, hdr)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    kinds = set(args.climbs.split(","))
+    if kinds - {"noise", "hdr"}:
+        sys.exit(f"--climbs: {args.climbs!r}; choose from noise, hdr")
 
     every = [p for p in sources_of(args.sources) if not any(part in p for part in args.leave_out)]
     chosen = [every[round(i * (len(every) - 1) / max(args.limit - 1, 1))] for i in range(min(args.limit, len(every)))]
@@ -106,12 +112,15 @@ def main() -> None:
         noisy = [quantised(c + NOISE * torch.randn(c.shape, generator=gen)) for c in clean]
         for name, c, n in zip(names, clean, noisy):
             save(c, args.out / "images" / f"{name}_clean.png")
-            save(n, args.out / "images" / f"{name}_noisy.png")
-        climbs_of: list[tuple[str, list[torch.Tensor], Recipe, bool]] = [
-            (f"noisy {op}", noisy, Recipe.from_ops([op]), False) for op in NOISY_OPS]
+            if "noise" in kinds:
+                save(n, args.out / "images" / f"{name}_noisy.png")
+        climbs_of: list[tuple[str, list[torch.Tensor], Recipe, bool]] = []
+        if "noise" in kinds:
+            climbs_of += [(f"noisy {op}", noisy, Recipe.from_ops([op]), False) for op in NOISY_OPS]
         constructions = [CONSTRUCTIONS[(first + i) % len(CONSTRUCTIONS)] for i in range(len(batch))]
-        radiance = [scene(c, k, seed=first + i) for i, (c, k) in enumerate(zip(clean, constructions))]
-        climbs_of.append(("hdr tonemap", radiance, Recipe.from_ops(["tonemap"]), True))
+        if "hdr" in kinds:
+            radiance = [scene(c, k, seed=first + i) for i, (c, k) in enumerate(zip(clean, constructions))]
+            climbs_of.append(("hdr tonemap", radiance, Recipe.from_ops(["tonemap"]), True))
         for kind, starts, recipe, linear in climbs_of:
             tuned = tune_batch(starts, recipe, scorer, steps=args.steps, linear=[linear] * len(starts))
             for i, (out, result) in enumerate(tuned):
