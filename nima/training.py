@@ -58,12 +58,12 @@ class TrainConfig:
     The first group is what ``enhance train`` takes as options; the rest comes from a TOML run
     configuration (``--config``). ``datasets`` are ``"KIND:PATH"`` specs (ava, tid2013, clive,
     koniq, biq2021, csv) and ``pristine`` lists pristine photos (files, folders, ``skimage:NAME`` or
-    a ``.csv`` list of sources) for the ranking term; relative paths in both are read under
-    ``data_root``. The last ``holdout_sources`` pristine photos (in the order given, a folder's
-    files sorted by name) are kept out of training and used for validation. A dataset's official
-    test split is never trained on; of the rest, ``val_fraction`` (one share, or one per dataset
-    kind) is held out for validation, chosen by ``split_seed`` alone so runs with different seeds
-    stay comparable. ``emd`` names the dataset kinds whose opinion distributions are fitted (None:
+    a ``.csv`` list of sources) for the ranking term; relative paths in both, and in ``pairs``, are
+    read under ``data_root``. The last ``holdout_sources`` pristine photos (in the order given, a
+    folder's files sorted by name) are kept out of training and used for validation. A dataset's
+    official test split is never trained on; of the rest, ``val_fraction`` (one share, or one per
+    dataset kind) is held out for validation, chosen by ``split_seed`` alone so runs with different
+    seeds stay comparable. ``emd`` names the dataset kinds whose opinion distributions are fitted (None:
     all); every dataset is ranked by the fidelity loss. ``repeats`` (kind -> passes, 1 where not
     given) lets a small dataset beside a large one pass over its images several times an epoch, each
     pass in a new order, so that it keeps a share of the steps. Each synthetic source gets
@@ -216,6 +216,9 @@ def load_data(config: TrainConfig) -> RunData:
     for kind, passes in config.repeats.items():
         if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
             raise ValueError(f"repeats: {kind} = {passes!r}; a dataset's passes per epoch are a whole number, at least 1")
+    if config.pairs and (isinstance(config.pairs_per_step, bool) or not isinstance(config.pairs_per_step, int)
+                         or config.pairs_per_step < 1):
+        raise ValueError(f"pairs_per_step = {config.pairs_per_step!r}; the pairs a step ranks are a whole number, at least 1")
     sources = pristine_paths(config.pristine, config.data_root)
     hold = min(config.holdout_sources, max(len(sources) - 1, 0))
     pairs = [pair for file in config.pairs for pair in read_pairs(config.under_root(file))]

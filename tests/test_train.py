@@ -499,3 +499,11 @@ def test_the_cache_is_keyed_on_the_frozen_blocks_weights_not_the_file(tmp_path: 
     save_checkpoint(tmp_path / "c.pt", model, {})
     train(_config(tmp_path, epochs=1, init=str(tmp_path / "c.pt"), frozen_blocks=12, rank_weight=0))
     assert (first.run_dir / "cache-train.pt").stat().st_mtime_ns != stamp
+
+
+def test_pairs_per_step_must_be_a_whole_number_of_pairs(tmp_path: Path) -> None:
+    listed = _write_pairs(tmp_path / "mined")
+    bad = _config(tmp_path, epochs=1, pairs=[str(listed)], pairs_per_step=0)
+    with pytest.raises(ValueError, match="pairs_per_step = 0"):
+        train(bad)
+    assert not (bad.run_dir / "cache-train.pt").exists()
