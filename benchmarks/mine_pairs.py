@@ -143,8 +143,9 @@ def main() -> None:
             writer = csv.DictWriter(fh, fieldnames=["better", "worse", "kind"])
             writer.writeheader()
             writer.writerows(rows)
-    print(f"{len(rows)} pairs from {len(chosen)} sources; of {climbs} noisy climbs, {moved_away} moved at least "
-          f"{args.moved} dB away from the clean photo, {fooled} of them rated above their noisy start")
+    print(f"{len(rows)} pairs from {len(chosen)} sources" + (
+        f"; of {climbs} noisy climbs, {moved_away} moved at least {args.moved} dB away from the clean photo, "
+        f"{fooled} of them rated above their noisy start" if climbs else ""))
 
 
 if __name__ == "__main__":
