@@ -123,26 +123,28 @@ def main() -> None:
             climbs_of.append(("hdr tonemap", radiance, Recipe.from_ops(["tonemap"]), True))
         for kind, starts, recipe, linear in climbs_of:
             tuned = tune_batch(starts, recipe, scorer, steps=args.steps, linear=[linear] * len(starts))
-            for i, (out, result) in enumerate(tuned):
+            for i, (out, _) in enumerate(tuned):
                 out = quantised(out)
                 tag = kind.replace(" ", "_") + (f"_{constructions[i]}" if linear else "")
                 worse = f"images/{names[i]}_{tag}.png"
                 save(out, args.out / worse)
-                gap = psnr(out, clean[i])
-                if gap < args.floor:
+                out_psnr = psnr(out, clean[i])
+                if out_psnr < args.floor:
                     rows.append({"better": f"images/{names[i]}_clean.png", "worse": worse, "kind": f"clean > {kind}"})
                 if not linear:
                     climbs += 1
-                    away = psnr(noisy[i], clean[i]) - gap >= args.moved
+                    away = psnr(noisy[i], clean[i]) - out_psnr >= args.moved
                     if away:
                         moved_away += 1
                         rows.append({"better": f"images/{names[i]}_noisy.png", "worse": worse, "kind": f"noisy > {kind}"})
                         fooled += score(scorer, out) > score(scorer, noisy[i])
         print(f"{first + len(batch)}/{len(chosen)} sources, {len(rows)} pairs, {time.perf_counter() - t0:.0f} s", flush=True)
-        with open(args.out / "pairs.csv", "w", newline="") as fh:  # rewritten per batch: an interrupted run keeps its pairs
+        # rewritten whole after every batch (an interrupted run keeps its pairs), never half-written
+        with open(args.out / "pairs.csv.tmp", "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=["better", "worse", "kind"])
             writer.writeheader()
             writer.writerows(rows)
+        (args.out / "pairs.csv.tmp").replace(args.out / "pairs.csv")
     print(f"{len(rows)} pairs from {len(chosen)} sources" + (
         f"; of {climbs} noisy climbs, {moved_away} moved at least {args.moved} dB away from the clean photo, "
         f"{fooled} of them rated above their noisy start" if climbs else ""))
