@@ -4,8 +4,8 @@ CLI with a TOML run configuration, and the loss terms."""
 from __future__ import annotations
 
 import json
+import os
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -449,8 +449,10 @@ def test_preference_pairs_train_and_are_cached_once(tmp_path: Path) -> None:
     stamp = (config.run_dir / "cache-pairs.pt").stat().st_mtime_ns
     train(config)
     assert (config.run_dir / "cache-pairs.pt").stat().st_mtime_ns == stamp
-    time.sleep(0.01)
-    Image.new("RGB", (64, 48), (200, 10, 10)).save(tmp_path / "mined" / "pairs" / "0_noisy.png")
+    changed = tmp_path / "mined" / "pairs" / "0_noisy.png"
+    before = changed.stat().st_mtime_ns
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(changed)
+    os.utime(changed, ns=(before + 10**9, before + 10**9))  # a file system with coarse times would miss it
     train(config)
     assert (config.run_dir / "cache-pairs.pt").stat().st_mtime_ns != stamp
     plain = train(_config(tmp_path / "plain", epochs=1))
