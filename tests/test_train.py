@@ -428,7 +428,15 @@ def test_read_pairs_resolves_paths_and_names_the_file_and_the_problem(tmp_path: 
     with pytest.raises(ValueError, match=r"bad.csv: missing columns \['worse'\]"):
         read_pairs(str(bad))
     bad.write_text("better,worse\npairs/0_clean.png,pairs/gone.png\n")
-    with pytest.raises(ValueError, match=r"bad.csv, line 2: .*gone.png is not there"):
+    with pytest.raises(ValueError, match=r"bad.csv, line 2: .*gone.png: no such file"):
+        read_pairs(str(bad))
+    (tmp_path / "pairs" / "empty.png").write_bytes(b"")
+    (tmp_path / "pairs" / "text.png").write_text("not an image")
+    bad.write_text("better,worse\npairs/0_clean.png,pairs/1_noisy.png\npairs/empty.png,pairs/0_noisy.png\n")
+    with pytest.raises(ValueError, match=r"bad.csv, line 3: .*empty.png: empty file"):
+        read_pairs(str(bad))
+    bad.write_text("better,worse\npairs/0_clean.png,pairs/text.png\n")
+    with pytest.raises(ValueError, match=r"bad.csv, line 2: .*text.png: not an image"):
         read_pairs(str(bad))
     bad.write_text("better,worse\n")
     with pytest.raises(ValueError, match="bad.csv: no pairs"):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import os
 
+from nima.data.readers import image_problem
+
 
 def read_pairs(path: str) -> list[tuple[str, str]]:
     """(better, worse) image paths from a CSV with columns ``better`` and ``worse`` (paths relative
     to the CSV's folder unless absolute; other columns are ignored). ValueError names the file and
-    the problem: unreadable, a missing column, no rows, or a listed image that is not there."""
+    the problem: unreadable, a missing column, no rows, or a listed image that is missing, empty
+    or not an image (checked here, before a run spends its time caching)."""
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
@@ -25,6 +28,7 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
     pairs = [(os.path.join(folder, row["better"]), os.path.join(folder, row["worse"])) for row in rows]
     for line, pair in enumerate(pairs, start=2):
         for image in pair:
-            if not os.path.isfile(image):
-                raise ValueError(f"{path}, line {line}: {image} is not there")
+            problem = image_problem(image)
+            if problem:
+                raise ValueError(f"{path}, line {line}: {image}: {problem}")
     return pairs

@@ -300,7 +300,7 @@ def read_csv(path: str, scale: Scale = UNIT, default_std: float = DEFAULT_STD) -
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
         image = os.path.normpath(os.path.join(root, row["path"]))
-        problem = _image_problem(image)
+        problem = image_problem(image)
         if problem:
             unusable.append(f"{where}: {row['path']}: {problem}")
             continue
@@ -311,7 +311,7 @@ def read_csv(path: str, scale: Scale = UNIT, default_std: float = DEFAULT_STD) -
     return ratings
 
 
-def _image_problem(path: str) -> str | None:
+def image_problem(path: str) -> str | None:
     """Why the image file at ``path`` cannot be used (missing, empty, not an image), or None."""
     from PIL import Image
 
