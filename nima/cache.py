@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from nima.data import ImageRatings, Sample, load_image, resize
+from nima.data import ImageRatings, Sample
+from nima.data.images import evaluation_view
 from nima.data.synthetic import SyntheticRanking, eval_pairs
 
 Early = Callable[[Tensor], Tensor]
@@ -101,8 +102,7 @@ def pairs(early: Early, pairs: Sequence[tuple[str, str]], size: int, device: tor
     input size (the evaluation view)."""
     def images() -> Iterable[Tensor]:
         for first in range(0, len(pairs), 16):
-            yield torch.stack([resize(load_image(path), size).clamp_(0.0, 1.0)
-                               for pair in pairs[first:first + 16] for path in pair])
+            yield torch.stack([evaluation_view(path, size) for pair in pairs[first:first + 16] for path in pair])
 
     x = activations(early, images(), device, "caching preference pairs")
     return x.view(len(pairs), 2, *x.shape[1:])

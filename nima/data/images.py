@@ -23,6 +23,12 @@ def resize(image: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
 
 
+def evaluation_view(path: str, size: int) -> torch.Tensor:
+    """The image at ``path`` as the scorer is evaluated on it: whole, resized to (3,size,size),
+    in [0,1] (antialiased resizing overshoots 1 by a few float32 ulps)."""
+    return resize(load_image(path), size).clamp_(0.0, 1.0)
+
+
 class ImageRatings(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Rated images for training or evaluating NIMA.
 
@@ -40,14 +46,12 @@ class ImageRatings(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         sample = self.samples[i]
-        image = load_image(sample.path)
-        if self.train:
-            image = resize(image, round(self.size * 256 / 224))
-            top, left = (int(v) for v in torch.randint(image.shape[-1] - self.size + 1, (2,)))
-            image = image[:, top:top + self.size, left:left + self.size]
-            if torch.rand(()) < 0.5:
-                image = image.flip(-1)
-        else:
-            image = resize(image, self.size)
+        if not self.train:
+            return evaluation_view(sample.path, self.size), torch.from_numpy(sample.dist)
+        image = resize(load_image(sample.path), round(self.size * 256 / 224))
+        top, left = (int(v) for v in torch.randint(image.shape[-1] - self.size + 1, (2,)))
+        image = image[:, top:top + self.size, left:left + self.size]
+        if torch.rand(()) < 0.5:
+            image = image.flip(-1)
         # Antialiased resizing overshoots 1 by a few float32 ulps; keep the promised range.
         return image.clamp_(0.0, 1.0), torch.from_numpy(sample.dist)
