@@ -214,15 +214,18 @@ def load_data(config: TrainConfig) -> RunData:
             if kind not in kinds:
                 raise ValueError(f"{setting}: {kind!r} is not one of the run's datasets ({', '.join(kinds)})")
     for kind, passes in config.repeats.items():
-        if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        if not _whole_number_at_least_one(passes):
             raise ValueError(f"repeats: {kind} = {passes!r}; a dataset's passes per epoch are a whole number, at least 1")
-    if config.pairs and (isinstance(config.pairs_per_step, bool) or not isinstance(config.pairs_per_step, int)
-                         or config.pairs_per_step < 1):
+    if config.pairs and not _whole_number_at_least_one(config.pairs_per_step):
         raise ValueError(f"pairs_per_step = {config.pairs_per_step!r}; the pairs a step ranks are a whole number, at least 1")
     sources = pristine_paths(config.pristine, config.data_root)
     hold = min(config.holdout_sources, max(len(sources) - 1, 0))
     pairs = [pair for file in config.pairs for pair in read_pairs(config.under_root(file))]
     return RunData(kinds, train, val, sources[: len(sources) - hold], sources[len(sources) - hold :], roots, pairs)
+
+
+def _whole_number_at_least_one(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def write_split(config: TrainConfig, data: RunData) -> None:
