@@ -108,14 +108,16 @@ def main() -> None:
         batch = chosen[first : first + args.batch]
         clean = [quantised(resize_long(load_image(p)[None], args.size)) for p in batch]
         names = [f"{first + i:04d}_{Path(p).stem}" for i, p in enumerate(batch)]
-        gen = torch.Generator().manual_seed(first)
-        noisy = [quantised(c + NOISE * torch.randn(c.shape, generator=gen)) for c in clean]
-        for name, c, n in zip(names, clean, noisy):
+        for name, c in zip(names, clean):
             save(c, args.out / "images" / f"{name}_clean.png")
-            if "noise" in kinds:
-                save(n, args.out / "images" / f"{name}_noisy.png")
         climbs_of: list[tuple[str, list[torch.Tensor], Recipe, bool]] = []
         if "noise" in kinds:
+            gen = torch.Generator().manual_seed(first)
+            noisy = [quantised(c + NOISE * torch.randn(c.shape, generator=gen)) for c in clean]
+            noisy_psnr = [psnr(n, c) for n, c in zip(noisy, clean)]
+            noisy_score = [score(scorer, n) for n in noisy]
+            for name, n in zip(names, noisy):
+                save(n, args.out / "images" / f"{name}_noisy.png")
             climbs_of += [(f"noisy {op}", noisy, Recipe.from_ops([op]), False) for op in NOISY_OPS]
         constructions = [CONSTRUCTIONS[(first + i) % len(CONSTRUCTIONS)] for i in range(len(batch))]
         if "hdr" in kinds:
@@ -133,11 +135,11 @@ def main() -> None:
                     rows.append({"better": f"images/{names[i]}_clean.png", "worse": worse, "kind": f"clean > {kind}"})
                 if not linear:
                     climbs += 1
-                    away = psnr(noisy[i], clean[i]) - out_psnr >= args.moved
+                    away = noisy_psnr[i] - out_psnr >= args.moved
                     if away:
                         moved_away += 1
                         rows.append({"better": f"images/{names[i]}_noisy.png", "worse": worse, "kind": f"noisy > {kind}"})
-                        fooled += score(scorer, out) > score(scorer, noisy[i])
+                        fooled += score(scorer, out) > noisy_score[i]
         print(f"{first + len(batch)}/{len(chosen)} sources, {len(rows)} pairs, {time.perf_counter() - t0:.0f} s", flush=True)
         # rewritten whole after every batch (an interrupted run keeps its pairs), never half-written
         with open(args.out / "pairs.csv.tmp", "w", newline="") as fh:
