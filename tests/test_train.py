@@ -423,24 +423,20 @@ def test_read_pairs_resolves_paths_and_names_the_file_and_the_problem(tmp_path: 
     listed = _write_pairs(tmp_path)
     pairs = read_pairs(str(listed))
     assert len(pairs) == 3 and pairs[0] == (str(tmp_path / "pairs" / "0_clean.png"), str(tmp_path / "pairs" / "0_noisy.png"))
-    bad = tmp_path / "bad.csv"
-    bad.write_text("better,kind\npairs/0_clean.png,x\n")
-    with pytest.raises(ValueError, match=r"bad.csv: missing columns \['worse'\]"):
-        read_pairs(str(bad))
-    bad.write_text("better,worse\npairs/0_clean.png,pairs/gone.png\n")
-    with pytest.raises(ValueError, match=r"bad.csv, line 2: .*gone.png: no such file"):
-        read_pairs(str(bad))
     (tmp_path / "pairs" / "empty.png").write_bytes(b"")
     (tmp_path / "pairs" / "text.png").write_text("not an image")
-    bad.write_text("better,worse\npairs/0_clean.png,pairs/1_noisy.png\npairs/empty.png,pairs/0_noisy.png\n")
-    with pytest.raises(ValueError, match=r"bad.csv, line 3: .*empty.png: empty file"):
-        read_pairs(str(bad))
-    bad.write_text("better,worse\npairs/0_clean.png,pairs/text.png\n")
-    with pytest.raises(ValueError, match=r"bad.csv, line 2: .*text.png: not an image"):
-        read_pairs(str(bad))
-    bad.write_text("better,worse\n")
-    with pytest.raises(ValueError, match="bad.csv: no pairs"):
-        read_pairs(str(bad))
+    bad = tmp_path / "bad.csv"
+    for text, message in [
+        ("better,kind\npairs/0_clean.png,x\n", r"bad.csv: missing columns \['worse'\]"),
+        ("better,worse\npairs/0_clean.png,pairs/gone.png\n", r"bad.csv, line 2: .*gone.png: no such file"),
+        ("better,worse\npairs/0_clean.png,pairs/1_noisy.png\npairs/empty.png,pairs/0_noisy.png\n",
+         r"bad.csv, line 3: .*empty.png: empty file"),
+        ("better,worse\npairs/0_clean.png,pairs/text.png\n", r"bad.csv, line 2: .*text.png: not an image"),
+        ("better,worse\n", "bad.csv: no pairs"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            read_pairs(str(bad))
     with pytest.raises(ValueError, match="absent.csv: cannot read the preference pairs"):
         read_pairs(str(tmp_path / "absent.csv"))
 
