@@ -4,8 +4,9 @@ A fixed set of synthetic edits covers only the directions someone thought of; th
 scorer's weak directions by itself. Each training source (never a held-out one: pass the run's
 training sources) is degraded in a known way and climbed as a user would, with the scorer given:
 
-- ``noise``: Gaussian noise of 20/255 (the restoration benchmark's strongest), then `levels` and
-  `tonemap` each climbed alone from the noisy photo;
+- ``noise``: Gaussian noise of 20/255 (the restoration benchmark's strongest), then each of the
+  ``auto`` recipe's operators climbed alone from the noisy photo at ``auto``'s ranges, as ``auto``
+  climbs them before it keeps one;
 - ``hdr``: the photo made scene-referred by one of the HDR benchmark's constructions (log,
   Reinhard, Hable, in turn over the sources), then `tonemap` climbed from radiance.
 
@@ -41,14 +42,13 @@ sys.path.insert(0, str(ROOT))
 
 from hdr import CONSTRUCTIONS, scene  # noqa: E402
 
-from enhance.recipe import Recipe  # noqa: E402
+from enhance.recipe import Recipe, as_recipe  # noqa: E402
 from enhance.render import resize_long  # noqa: E402
 from enhance.tune import tune_batch  # noqa: E402
 from nima import Scorer, load_scorer  # noqa: E402
 from nima.data import load_image  # noqa: E402
 
 NOISE = 20 / 255
-NOISY_OPS = ("levels", "tonemap")
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -100,6 +100,7 @@ def main() -> None:
     every = [p for p in sources_of(args.sources) if not any(part in p for part in args.leave_out)]
     chosen = [every[round(i * (len(every) - 1) / max(args.limit - 1, 1))] for i in range(min(args.limit, len(every)))]
     scorer = load_scorer(args.weights)
+    auto = as_recipe("auto")
     (args.out / "images").mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, str]] = []
     fooled = moved_away = climbs = 0
@@ -118,7 +119,7 @@ def main() -> None:
             noisy_score = [score(scorer, n) for n in noisy]
             for name, n in zip(names, noisy):
                 save(n, args.out / "images" / f"{name}_noisy.png")
-            climbs_of += [(f"noisy {op}", noisy, Recipe.from_ops([op]), False) for op in NOISY_OPS]
+            climbs_of += [(f"noisy {st.op.name}", noisy, auto.alone(i), False) for i, st in enumerate(auto.stages)]
         constructions = [CONSTRUCTIONS[(first + i) % len(CONSTRUCTIONS)] for i in range(len(batch))]
         if "hdr" in kinds:
             radiance = [scene(c, k, seed=first + i) for i, (c, k) in enumerate(zip(clean, constructions))]
