@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from hdr import CONSTRUCTIONS, scene  # noqa: E402
 
+from enhance.io import atomic_path  # noqa: E402
 from enhance.recipe import Recipe, as_recipe  # noqa: E402
 from enhance.render import resize_long  # noqa: E402
 from enhance.tune import tune_batch  # noqa: E402
@@ -143,11 +144,10 @@ def main() -> None:
                         fooled += score(scorer, out) > noisy_score[i]
         print(f"{first + len(batch)}/{len(chosen)} sources, {len(rows)} pairs, {time.perf_counter() - t0:.0f} s", flush=True)
         # rewritten whole after every batch (an interrupted run keeps its pairs), never half-written
-        with open(args.out / "pairs.csv.tmp", "w", newline="") as fh:
+        with atomic_path(args.out / "pairs.csv") as tmp, open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=["better", "worse", "kind"])
             writer.writeheader()
             writer.writerows(rows)
-        (args.out / "pairs.csv.tmp").replace(args.out / "pairs.csv")
     print(f"{len(rows)} pairs from {len(chosen)} sources" + (
         f"; of {climbs} noisy climbs, {moved_away} moved at least {args.moved} dB away from the clean photo, "
         f"{fooled} of them rated above their noisy start" if climbs else ""))
