@@ -10,6 +10,7 @@ fidelity = 20.0     # HDR input: weight of structural fidelity to the scene (enh
 hdr_strength = 3.0  # HDR input: pull toward the start (global Reinhard, its contrast capped), in place of strength
 hdr_gain = 0.1      # HDR input: least rise of the score over the start that a tuned rendering must show
 select = "all"      # "all": tune the operators together; "best": each alone, keep the one scored highest
+when_noisy = "denoise"  # select = "best" only: on a clearly noisy photo tune this operator alone (enhance.noise)
 
 [[op]]
 name = "exposure"
@@ -81,6 +82,7 @@ class Recipe:
     fidelity: float = HDR_WEIGHT  # HDR input: weight of structural fidelity to the scene in the objective
     hdr_strength: float = DEFAULT_HDR_STRENGTH  # HDR input: the pull toward the start, in place of strength
     hdr_gain: float = DEFAULT_HDR_GAIN  # HDR input: the least rise of the score that keeps a tuned rendering
+    when_noisy: str | None = None  # select = "best": the operator tuned alone on a noisy photo (enhance.noise)
 
     def pull(self, linear: bool) -> float:
         """The strength of the pull toward the identity for display-referred input, or toward the
@@ -93,13 +95,21 @@ class Recipe:
         return self.hdr_gain if linear else 0.0
 
     def __post_init__(self) -> None:
-        problem = _settings_problem(self.stages, self.select)
+        problem = _settings_problem(self.stages, self.select, self.when_noisy)
         if problem:
             raise ValueError(problem[0])
 
     def alone(self, i: int) -> "Recipe":
         """The same settings with stage ``i`` only (how ``select = "best"`` tunes each stage)."""
-        return replace(self, stages=(self.stages[i],), name=f"{self.name}:{self.stages[i].op.name}", select="all")
+        return replace(self, stages=(self.stages[i],), name=f"{self.name}:{self.stages[i].op.name}", select="all",
+                       when_noisy=None)
+
+    def candidates(self, noisy: bool) -> list[int]:
+        """The stages ``select = "best"`` tunes alone on a photo: every one, or on a ``noisy`` photo
+        only the ``when_noisy`` operator's when the recipe names one."""
+        if noisy and self.when_noisy is not None:
+            return [next(i for i, s in enumerate(self.stages) if s.op.name == self.when_noisy)]
+        return list(range(len(self.stages)))
 
     @classmethod
     def from_ops(cls, names: Sequence[str], **settings: Any) -> "Recipe":
@@ -116,6 +126,8 @@ class Recipe:
                  f"proxy = {self.proxy}", f"strength = {self.strength!r}"]
         if self.select != "all":
             lines.append(f"select = {_q(self.select)}")
+        if self.when_noisy is not None:
+            lines.append(f"when_noisy = {_q(self.when_noisy)}")
         if self.fidelity != HDR_WEIGHT:
             lines.append(f"fidelity = {self.fidelity!r}")
         if self.hdr_strength != DEFAULT_HDR_STRENGTH:
@@ -130,13 +142,21 @@ class Recipe:
         return "\n".join(lines) + "\n"
 
 
-def _settings_problem(stages: Sequence[Stage], select: str) -> tuple[str, str] | None:
-    """What makes ``select`` unusable with ``stages``, as (message, the recipe key it is about), or None.
+def _settings_problem(stages: Sequence[Stage], select: str, when_noisy: str | None) -> tuple[str, str] | None:
+    """What makes ``select`` or ``when_noisy`` unusable with ``stages``, as (message, the recipe key
+    it is about), or None.
 
     ``select = "best"`` leaves the operators it does not choose at their identity, so each
-    parameter's bounds must hold its identity there."""
+    parameter's bounds must hold its identity there; ``when_noisy`` names one of its operators."""
     if select not in SELECT:
         return f"select must be one of {', '.join(repr(v) for v in SELECT)}, got {select!r}", "select"
+    if when_noisy is not None:
+        names = [s.op.name for s in stages]
+        if select != "best":
+            return 'when_noisy needs select = "best": it names the operator tuned alone on a noisy photo', "when_noisy"
+        if names.count(when_noisy) != 1:
+            return (f"when_noisy must name one operator of the recipe ({', '.join(names)}), "
+                    f"got {when_noisy!r}"), "when_noisy"
     if select == "best":
         for stage in stages:
             for s in stage.specs:
@@ -238,7 +258,7 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{source}: invalid TOML: {exc}") from None
     known_top = {"description", "steps", "proxy", "strength", "fidelity", "hdr_strength", "hdr_gain", "select",
-                 "op"}
+                 "when_noisy", "op"}
     for key in data:
         if key not in known_top:
             raise RecipeError(f"{source}{_line_of(text, key)}: unknown setting {key!r}")
@@ -260,11 +280,10 @@ def parse_recipe(text: str, source: str = "<recipe>", name: str = "custom") -> R
             if not 0 <= s <= hi:
                 raise RecipeError(f"{source}{_line_of(text, key)}: {key} must lie in [0, {hi}]")
             settings[key] = s
-    if "select" in data:
-        settings["select"] = data["select"]
-        problem = _settings_problem(stages, data["select"])
-        if problem:
-            raise RecipeError(f"{source}{_line_of(text, problem[1])}: {problem[0]}")
+    settings.update({key: data[key] for key in ("select", "when_noisy") if key in data})
+    problem = _settings_problem(stages, settings.get("select", "all"), settings.get("when_noisy"))
+    if problem:
+        raise RecipeError(f"{source}{_line_of(text, problem[1])}: {problem[0]}")
     description = data.get("description", "")
     if not isinstance(description, str):
         raise RecipeError(f"{source}{_line_of(text, 'description')}: description must be a string")

@@ -24,6 +24,7 @@ import torch
 
 from enhance.climb import Climb, OnStep, climb
 from enhance.io import Photo, read
+from enhance.noise import NOISY, noise_level
 from enhance.params import identity_values, params_from_values, recorded
 from enhance.recipe import Recipe, as_recipe
 from enhance.render import Params, Source, TuneError, check_finite, check_hdr, render, resize_long
@@ -67,7 +68,8 @@ def tune(
     which a tuned rendering must outscore by the recipe's ``hdr_gain``.
 
     With the recipe's ``select = "best"``, each stage is tuned alone (with everything else as
-    given) and the one whose proxy objective rose most is kept (:func:`finish_best`).
+    given) and the one whose proxy objective rose most is kept (:func:`finish_best`); on a photo
+    measured noisy, only the recipe's ``when_noisy`` operator is tuned (:func:`candidates`).
 
     ``recipe`` is a Recipe, a shipped recipe's name or TOML path, or a list of operator names;
     ``scorer`` defaults to the shipped weights on the image's device. Returns the output
@@ -148,13 +150,30 @@ def tune_sources(sources: Sequence[Source], recipe: Recipe, scorer: Scorer, *, c
         return cast(list[tuple[torch.Tensor, TuneResult]],
                     _tune_predicted(sources, full, recipe, scorer, predictor, crops=crops, seed=seed, **climbing))
     if recipe.select == "best":
-        n = len(recipe.stages)
-        climbs = climb([s for s in sources for _ in range(n)], [recipe.alone(i) for _ in sources for i in range(n)],
-                       scorer, crops=crops, seed=seed, **climbing)
-        return [finish_best(recipe, [replace(c, source=resolved(f)) for c in climbs[k * n: (k + 1) * n]], scorer,
-                            crops=crops, seed=seed) for k, f in enumerate(full)]
+        chosen = [candidates(recipe, s) for s in sources]
+        jobs = [(k, i) for k, (stages, _) in enumerate(chosen) for i in stages]
+        climbs = climb([sources[k] for k, _ in jobs], [recipe.alone(i) for _, i in jobs], scorer, crops=crops,
+                       seed=seed, **climbing)
+        mine: list[dict[int, Climb]] = [{} for _ in sources]
+        for (k, i), c in zip(jobs, climbs):
+            mine[k][i] = replace(c, source=resolved(full[k]))
+        return [finish_best(recipe, m, scorer, crops=crops, seed=seed, why=why)
+                for m, (_, why) in zip(mine, chosen)]
     return [finish(replace(c, source=resolved(f)), scorer, crops=crops, seed=seed)
             for c, f in zip(climb(sources, recipe, scorer, crops=crops, seed=seed, **climbing), full)]
+
+
+def candidates(recipe: Recipe, source: Source) -> tuple[list[int], str]:
+    """The stages a ``select = "best"`` recipe tunes alone on ``source`` (:meth:`Recipe.candidates`:
+    on a display-referred photo whose :func:`enhance.noise.noise_level` is at least ``NOISY``, only
+    its ``when_noisy`` operator), and why they are fewer than all ("" when they are not)."""
+    if recipe.when_noisy is None or source.linear:
+        return recipe.candidates(False), ""
+    level = float(noise_level(source.plain)[0])
+    stages = recipe.candidates(level >= NOISY)
+    why = (f"the photo is noisy (estimated noise {level * 255:.1f}/255, at least {NOISY * 255:g}/255)"
+           if len(stages) < len(recipe.stages) else "")
+    return stages, why
 
 
 def resolved(source: Source | Future[Source]) -> Source:
@@ -178,49 +197,53 @@ def _tune_predicted(sources: Sequence[Source], full: Sequence[Source | Future[So
                     scorer: Scorer, predictor: Predictor, *, crops: int, seed: int,
                     **climbing: Any) -> list[tuple[torch.Tensor | None, TuneResult]]:
     """Each display-referred photo climbs from ``predictor``'s parameters, all in one batched climb.
-    For ``select = "best"``, every stage's own prediction is scored alone, the `FINALISTS` that rose
-    most on each photo are refined (one batched climb for all), and the photo keeps the stage that
-    rose most and holds on the photo, as :func:`finish_best` without a predictor. HDR radiance as
-    without a predictor. A ``full`` of None: that photo is not rendered (:func:`finish_predicted`)."""
+    For ``select = "best"``, every candidate stage's own prediction (:func:`candidates`) is scored
+    alone, the `FINALISTS` that rose most on each photo are refined (one batched climb for all), and
+    the photo keeps the stage that rose most and holds on the photo, as :func:`finish_best` without
+    a predictor. HDR radiance as without a predictor. A ``full`` of None: that photo is not rendered
+    (:func:`finish_predicted`)."""
     from enhance.predict import check_predictor, predict
 
     check_predictor(predictor, recipe)
     plain = [k for k, s in enumerate(sources) if not s.linear]
-    stages: list[int | None] = list(range(len(recipe.stages))) if recipe.select == "best" else [None]
+    chosen: list[tuple[Sequence[int | None], str]] = [
+        candidates(recipe, sources[k]) if recipe.select == "best" else ([None], "") for k in plain]
     predicted, seconds = [], []
     for k in plain:
         t0 = time.perf_counter()
         predicted.append(predict(predictor, sources[k].image))
         seconds.append(time.perf_counter() - t0)
-    starts = [recipe.with_values(values) if i is None else recipe.alone(i).with_values([values[i]])
-              for values in predicted for i in stages]
+    jobs = [(j, i) for j, (stages, _) in enumerate(chosen) for i in stages]  # (photo of plain, stage or None)
+    starts = [recipe.with_values(predicted[j]) if i is None else recipe.alone(i).with_values([predicted[j][i]])
+              for j, i in jobs]
+    inputs = [sources[plain[j]] for j, _ in jobs]
     refining = {**climbing, "steps": predictor.refine_steps if climbing.get("steps") is None else climbing["steps"]}
-    inputs = [sources[k] for k in plain for _ in stages]
-    n = len(stages)
-    firsts: list[Climb | None] = [None] * len(starts)
-    if n > 1:  # every stage's prediction is scored; the FINALISTS that rose most on each photo are refined
-        firsts = list(climb(inputs, starts, scorer, crops=crops, seed=seed, **{**refining, "steps": 0}))
+    firsts: list[Climb | None] = [None] * len(jobs)
+    # a photo with several candidates has every one's prediction scored; the FINALISTS that rose most are refined
+    scored = [a for a, (j, _) in enumerate(jobs) if len(chosen[j][0]) > 1]
+    for a, c in zip(scored, climb([inputs[a] for a in scored], [starts[a] for a in scored], scorer, crops=crops,
+                                  seed=seed, **{**refining, "steps": 0}) if scored else []):
+        firsts[a] = c
     climbs = list(firsts)
+    mine = [[a for a, (jj, _) in enumerate(jobs) if jj == j] for j in range(len(plain))]  # each photo's jobs
     if refining["steps"]:
-        picked = [j * n + i for j in range(len(plain))
-                  for i in sorted(range(n), key=lambda i: -_gain(firsts[j * n + i]))[:FINALISTS]]
-        for at, c in zip(picked, climb([inputs[a] for a in picked], [starts[a] for a in picked], scorer, crops=crops,
-                                       seed=seed, **refining)):
-            climbs[at] = c
+        picked = [a for at in mine for a in sorted(at, key=lambda a: -_gain(firsts[a]))[:FINALISTS]]
+        for a, c in zip(picked, climb([inputs[a] for a in picked], [starts[a] for a in picked], scorer, crops=crops,
+                                      seed=seed, **refining)):
+            climbs[a] = c
     out: dict[int, tuple[torch.Tensor | None, TuneResult]] = {}
     for j, (k, values, t) in enumerate(zip(plain, predicted, seconds)):
-        mine = climbs[j * n: (j + 1) * n]
-        finished: list[tuple[int, torch.Tensor | None, TuneResult]] = []
-        for i in sorted(range(n), key=lambda i: -_gain(mine[i])):
-            refinement = r if (r := mine[i]) is not None and r.steps else None
-            finished.append((i, *finish_predicted(refinement, sources[k], full[k], recipe, values, stages[i], scorer,
-                                                  crops=crops, seed=seed, predict_seconds=t)))
+        finished: list[tuple[int | None, torch.Tensor | None, TuneResult]] = []
+        for a in sorted(mine[j], key=lambda a: -_gain(climbs[a])):
+            refinement = r if (r := climbs[a]) is not None and r.steps else None
+            finished.append((jobs[a][1], *finish_predicted(refinement, sources[k], full[k], recipe, values, jobs[a][1],
+                                                           scorer, crops=crops, seed=seed, predict_seconds=t)))
             if not finished[-1][2].kept_input:  # usually the first holds
                 break
         i, output, result = finished[-1] if not finished[-1][2].kept_input else finished[0]
-        if n > 1:
-            result = _best_of(result, recipe, cast(Sequence[Climb], mine),
-                              cast(Sequence[Climb], firsts[j * n: (j + 1) * n]), i, t)
+        if i is not None:
+            result = _best_of(result, recipe, {jobs[a][1]: climbs[a] for a in mine[j]},
+                              [first for a in mine[j] if (first := firsts[a]) is not None], i, t, chosen[j][1])
         out[k] = output, result
     hdr = [k for k, s in enumerate(sources) if s.linear]
     if hdr:
@@ -234,18 +257,22 @@ def _gain(climb: Climb | None) -> float:
     return climb.gain if climb is not None else 0.0
 
 
-def _best_of(result: TuneResult, recipe: Recipe, climbs: Sequence[Climb], firsts: Sequence[Climb], kept: int,
-             predict_seconds: float) -> TuneResult:
+def _best_of(result: TuneResult, recipe: Recipe, climbs: dict[int | None, Climb | None], firsts: Sequence[Climb],
+             kept: int, predict_seconds: float, why: str) -> TuneResult:
     """A ``select = "best"`` photo's record of stage ``kept`` (finished from ``climbs[kept]``):
-    every stage's rise in the note (``climbs``: refined or not; ``firsts``: the predictions'
-    scoring), and the steps, evaluations and time of all of them."""
-    gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" + ("" if c.steps else " unrefined")
-                      for st, c in zip(recipe.stages, climbs))
+    every candidate stage's rise in the note (``climbs``: refined, only scored, or with no steps
+    at all None; ``firsts``: the predictions' scoring; ``why``: why the candidates are fewer than
+    all, :func:`candidates`), and the steps, evaluations and time of all of them."""
+    name = recipe.stages[kept].op.name
+    if len(climbs) == 1:
+        note = f"{result.note}; {name} was tuned alone because {why}" if why else result.note
+        return replace(result, note=note)
+    gains = ", ".join(f"{recipe.stages[i].op.name} {c.gain:+.3f}" + ("" if c.steps else " unrefined")
+                      for i, c in sorted(climbs.items()) if i is not None and c is not None)
     how = f"of the operators started from their predictions (proxy objective gain: {gains})"
-    note = f"{result.note}; {recipe.stages[kept].op.name} rose most {how}" if result.kept_input else \
-        f"{recipe.stages[kept].op.name} kept {how}; {result.note}"
-    refinements = [c for c in climbs if c.steps]
-    others = sum(c.evaluations for i, c in enumerate(climbs) if c.steps and i != kept)
+    note = f"{result.note}; {name} rose most {how}" if result.kept_input else f"{name} kept {how}; {result.note}"
+    refinements = [c for c in climbs.values() if c is not None and c.steps]
+    others = sum(c.evaluations for i, c in climbs.items() if c is not None and c.steps and i != kept)
     return replace(result, note=note, steps=sum(c.steps for c in refinements),
                    evaluations=result.evaluations + len(firsts) + others,
                    seconds={**result.seconds, "tune": round(predict_seconds + sum(c.seconds for c in firsts)
@@ -318,33 +345,36 @@ def finish(climb: Climb, scorer: Scorer, *, crops: int = 2, seed: int = 0) -> tu
 
 
 def finish_best(
-    recipe: Recipe, climbs: Sequence[Climb], scorer: Scorer, *, crops: int = 2, seed: int = 0,
+    recipe: Recipe, climbs: dict[int, Climb], scorer: Scorer, *, crops: int = 2, seed: int = 0, why: str = "",
 ) -> tuple[torch.Tensor, TuneResult]:
-    """Of stages climbed alone (``climbs[i]``: stage ``i`` of ``recipe``), keep the one whose proxy
-    objective rose most among those whose full render scores above the input. The climbs are
-    rendered in order of their rise until one holds, so usually only one is. The other stages are
-    reported at their operator's identity, so the result renders with the whole ``recipe``; if no
-    render holds, the input is returned."""
+    """Of stages climbed alone (``climbs[i]``: stage ``i`` of ``recipe``; every stage, or those
+    :func:`candidates` chose because ``why``), keep the one whose proxy objective rose most among those
+    whose full render scores above the input. The climbs are rendered in order of their rise until
+    one holds, so usually only one is. The other stages are reported at their operator's identity,
+    so the result renders with the whole ``recipe``; if no render holds, the input is returned."""
     done: dict[int, tuple[torch.Tensor, TuneResult]] = {}
     held: int | None = None  # the stage kept
-    for i in sorted(range(len(climbs)), key=lambda k: -climbs[k].gain):
+    for i in sorted(climbs, key=lambda k: -climbs[k].gain):
         done[i] = finish(climbs[i], scorer, crops=crops, seed=seed)
         if not done[i][1].kept_input:
             held = i
             break
-    i = 0 if held is None else held
+    i = min(climbs) if held is None else held
     output, chosen = done[i]
     ops = [{"name": st.op.name, "params": st.op.identity} for st in recipe.stages]
     ops[i] = chosen.ops[0]
     failed = " (not above the input on the full render)"
-    gains = ", ".join(f"{st.op.name} {c.gain:+.3f}" + (failed if k in done and k != held else "")
-                      for k, (st, c) in enumerate(zip(recipe.stages, climbs)))
-    note = (f"{recipe.stages[i].op.name} kept of the operators tuned alone (proxy objective gain: {gains})"
-            if held is not None else chosen.note)
-    seconds = {"tune": round(sum(c.seconds for c in climbs), 3),
+    gains = ", ".join(f"{recipe.stages[k].op.name} {c.gain:+.3f}" + (failed if k in done and k != held else "")
+                      for k, c in sorted(climbs.items()))
+    name = recipe.stages[i].op.name
+    how = f"tuned alone because {why}" if why else "of the operators tuned alone"
+    note = (f"{name} kept {how} (proxy objective gain: {gains})" if held is not None else
+            f"{chosen.note}; {name} was {how}" if why else chosen.note)
+    seconds = {"tune": round(sum(c.seconds for c in climbs.values()), 3),
                "render": round(sum(r.seconds["render"] for _, r in done.values()), 3)}
     return output, replace(chosen, ops=ops, note=note, seconds=seconds,
-                           steps=sum(c.steps for c in climbs), evaluations=sum(c.evaluations for c in climbs))
+                           steps=sum(c.steps for c in climbs.values()),
+                           evaluations=sum(c.evaluations for c in climbs.values()))
 
 
 def finish_predicted(
@@ -444,6 +474,7 @@ def fit_shared(
     by its own ``hdr_scale`` first, as in ``tune``. With the recipe's ``select = "best"``, each
     stage is fitted alone and the one that raised the mean score most is kept, the others at identity;
     photos given as paths are then read once per stage, so that only one stage's views are held.
+    The recipe's ``when_noisy`` does not apply here: it is a choice for one photo, made on its noise.
     """
     settings = dict(steps=steps, batch_size=batch_size, seed=seed, strength=strength, lr=lr, crops=crops,
                     distributed=distributed, on_step=on_step)
