@@ -37,3 +37,24 @@ def weights_file(tmp_path_factory: pytest.TempPathFactory, tiny_scorer) -> str:
     path = tmp_path_factory.mktemp("weights") / "tiny.pt"
     save_checkpoint(path, tiny_scorer.model)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def stage_predictors():
+    """``make(recipe, seed)``: one untrained predictor per stage of a ``select = "best"`` recipe, the
+    last layer of stage ``k``'s drawn with seed ``seed + k``, so that each predicts values away from
+    its identity."""
+    from enhance.predict import Predictor
+
+    def make(recipe, seed: int) -> list:  # type: ignore[no-untyped-def]
+        nets = []
+        for k in range(len(recipe.stages)):
+            net = Predictor(recipe.alone(k))
+            torch.manual_seed(seed + k)
+            with torch.no_grad():
+                for p in net.head[-1].parameters():
+                    p.normal_(0, 0.5)
+            nets.append(net)
+        return nets
+
+    return make

@@ -195,7 +195,8 @@ def test_batched_candidates_climb_as_each_alone(tiny_scorer) -> None:  # type: i
 
 
 @pytest.mark.parametrize("steps", [0, 4])
-def test_a_best_recipe_keeps_the_stage_that_rose_most_from_its_prediction(tiny_scorer, steps: int) -> None:  # type: ignore[no-untyped-def]
+def test_a_best_recipe_keeps_the_stage_that_rose_most_from_its_prediction(tiny_scorer, stage_predictors,  # type: ignore[no-untyped-def]
+                                                                          steps: int) -> None:
     """select = "best" with a predictor: every stage's own prediction is scored, the FINALISTS that
     rose most are refined in one batch, and the photo keeps the stage that rose most, as that stage
     tuned alone from the same prediction would be; the other stages are recorded at their identity."""
@@ -206,14 +207,7 @@ def test_a_best_recipe_keeps_the_stage_that_rose_most_from_its_prediction(tiny_s
     image = F.interpolate(torch.rand(1, 3, 4, 5, generator=g), size=(60, 80), mode="bilinear", align_corners=False) * 0.5
     image = (image * 255).round() / 255
     recipe = Recipe.from_ops(["exposure", "levels", "contrast"], select="best", proxy=64)
-    alone = []
-    for k in range(3):
-        net = Predictor(recipe.alone(k))
-        torch.manual_seed(20 + k)
-        with torch.no_grad():
-            for p in net.head[-1].parameters():
-                p.normal_(0, 0.5)
-        alone.append(net)
+    alone = stage_predictors(recipe, 20)
     out, result = tune(image, recipe, tiny_scorer, steps=steps, predictor=combine(recipe, alone), patience=3)
     kept = next(i for i, o in enumerate(result.ops) if o["params"] != recipe.stages[i].op.identity)
     assert all(o["params"] == recipe.stages[i].op.identity for i, o in enumerate(result.ops) if i != kept)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from enhance.io import read
 from enhance.noise import NOISY, noise_level
-from enhance.predict import Predictor, combine
+from enhance.predict import combine
 from enhance.recipe import Recipe, RecipeError, load_recipe, parse_recipe
 from enhance.tune import tune, tune_batch
 from nima import Scorer
@@ -121,17 +121,10 @@ def test_a_batch_guards_each_photo_on_its_own(tiny_scorer: Scorer) -> None:
 
 
 @pytest.mark.parametrize("steps", [0, 3])
-def test_a_noisy_photo_started_from_a_predictor_gets_only_the_when_noisy_operator(tiny_scorer: Scorer,
-                                                                                  steps: int) -> None:
+def test_a_noisy_photo_started_from_a_predictor_gets_only_the_when_noisy_operator(  # type: ignore[no-untyped-def]
+        tiny_scorer: Scorer, stage_predictors, steps: int) -> None:
     noisy = _noised(_smooth(), 20 / 255)
-    nets = []
-    for k in range(len(RECIPE.stages)):
-        net = Predictor(RECIPE.alone(k))
-        torch.manual_seed(30 + k)
-        with torch.no_grad():
-            for p in net.head[-1].parameters():
-                p.normal_(0, 0.5)
-        nets.append(net)
+    nets = stage_predictors(RECIPE, 30)
     out, result = tune(noisy, RECIPE, tiny_scorer, steps=steps, predictor=combine(RECIPE, nets), patience=3)
     alone, expected = tune(noisy, RECIPE.alone(2), tiny_scorer, steps=steps, predictor=nets[2], patience=3)
     assert [o["params"] for o in result.ops[:2]] == [s.op.identity for s in RECIPE.stages[:2]]
