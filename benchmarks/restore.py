@@ -175,9 +175,11 @@ def run_case(args: tuple[str, str, str, str | None, str | None, int | None, bool
         tuned, result = enhance.tune(to_tensor(degraded), recipe, scorer, steps=budget,
                                      predictor=predictor if predicted else None)
         seconds[name] = time.perf_counter() - t0
-        objective = result.objective
+        # the climb's proxy objective; a prediction alone (no steps) has only the detail-scale views'
+        views = "proxy" if "proxy" in result.objective["after"] else "full"
+        objective = {k: result.objective[k][views].mean for k in ("before", "after")}
         tuned_ops[name] = {"ops": result.ops, "kept_input": result.kept_input,
-                           "objective_gain": objective["after"]["proxy"].mean - objective["before"]["proxy"].mean}
+                           "objective_gain": objective["after"] - objective["before"]}
         outputs[name] = quantise(to_array(tuned))
     row: dict = {"collection": collection, "source": Path(path).name, "degradation": degradation,
                  "seconds": seconds, "methods": {}}
