@@ -21,7 +21,8 @@ from enhance.views import DETAIL
 
 # Gaussian noise of 10/255 reads 6.7/255 or more on the restoration benchmark's 54 photos; the same
 # photos clean or with any other of its degradations read at most 2.2/255, and 2,129 real photos of
-# CLIVE and BIQ2021 at most 5.2/255 (dense texture, such as a cactus's spines, not noise).
+# CLIVE and BIQ2021 at most 5.2/255 (dense texture, such as a cactus's spines, not noise):
+# benchmarks/noise.py.
 NOISY = 6 / 255
 QUANTILE = 0.02  # of the blocks, ordered by their own estimate
 BLOCK = 8  # Haar coefficients a side (16 pixels)
